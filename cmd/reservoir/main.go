@@ -1,0 +1,69 @@
+// Command reservoir is the atproto sync server (host, archive, relay,
+// collection index) and its client tools, in one binary.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// command is one subcommand of the binary.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the server: host, archive, relay and index (not built yet)", notYet("serve")},
+		{"plc", "run a did:plc directory for private networks and tests (not built yet)", notYet("plc")},
+		{"subscribe", "print a host's firehose as JSON lines (not built yet)", notYet("subscribe")},
+		{"export", "download a repository as a CAR file or JSON records (not built yet)", notYet("export")},
+		{"blobs", "download every blob of a repository (not built yet)", notYet("blobs")},
+		{"verify", "verify a repository CAR file (not built yet)", notYet("verify")},
+		{"inspect", "summarize a repository CAR file (not built yet)", notYet("inspect")},
+		{"status", "show a repository's status on a host (not built yet)", notYet("status")},
+		{"hosts", "list the hosts a relay crawls (not built yet)", notYet("hosts")},
+		{"help", "list the subcommands", nil},
+	}
+}
+
+func notYet(name string) func([]string) error {
+	return func([]string) error {
+		return fmt.Errorf("%s: not implemented yet", name)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: reservoir SUBCOMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "subcommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] && c.run != nil {
+			if err := c.run(args[1:]); err != nil {
+				fmt.Fprintln(stderr, "reservoir:", err)
+				return 1
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(stderr, "reservoir: unknown subcommand %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
