@@ -20,14 +20,15 @@ const (
 	majorSimple = 7
 )
 
-// Limits enforced by the generic decoder (Unmarshal) and by Skip. They follow
-// the atproto data-validation guide; MaxDepth is twice the guide's 32 so that
-// records other implementations accept are not refused, while still bounding
-// recursion.
+// Limits enforced by the decoder (MaxDepth by Unmarshal and Skip, the others
+// by every read) and by FromJSON. They follow the atproto data-validation
+// guide; MaxDepth is twice the guide's 32 so that records other
+// implementations accept are not refused, while still bounding recursion.
 const (
 	MaxDepth        = 64
 	MaxContainerLen = 128 * 1024
 	MaxKeyLen       = 8192
+	MaxCIDLen       = 100 // bytes of a binary CID
 )
 
 // Kind is the data-model type of the next item in a Decoder.
@@ -331,12 +332,18 @@ func (d *Decoder) ReadCID() (cid.Cid, error) {
 	if arg != 42 {
 		return cid.Undef, decErr(ErrTag, start, "")
 	}
+	if d.off < len(d.data) && d.data[d.off]>>5 != majorBytes {
+		return cid.Undef, decErr(ErrCID, start, "tag 42 content is not a byte string")
+	}
 	p, err := d.readPayload(majorBytes, KindBytes)
 	if err != nil {
 		return cid.Undef, err
 	}
 	if len(p) == 0 || p[0] != 0x00 {
 		return cid.Undef, decErr(ErrCIDPrefix, start, "")
+	}
+	if len(p)-1 > MaxCIDLen {
+		return cid.Undef, decErr(ErrCID, start, "longer than MaxCIDLen bytes")
 	}
 	c, err := cid.Cast(p[1:])
 	if err != nil {
