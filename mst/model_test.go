@@ -39,24 +39,26 @@ func refHeight(key string) int {
 func refBuild(t testing.TB, kv map[string]cid.Cid, store MemBlocks) cid.Cid {
 	t.Helper()
 	keys := make([]string, 0, len(kv))
+	heights := make(map[string]int, len(kv))
 	top := 0
 	for k := range kv {
 		keys = append(keys, k)
-		top = max(top, refHeight(k))
+		heights[k] = refHeight(k)
+		top = max(top, heights[k])
 	}
 	sort.Strings(keys)
 	if len(keys) == 0 {
 		return refPut(t, store, map[string]any{"e": []any{}, "l": nil})
 	}
-	return refBuildLevel(t, keys, kv, top, store)
+	return refBuildLevel(t, keys, kv, heights, top, store)
 }
 
-func refBuildLevel(t testing.TB, keys []string, kv map[string]cid.Cid, h int, store MemBlocks) cid.Cid {
+func refBuildLevel(t testing.TB, keys []string, kv map[string]cid.Cid, heights map[string]int, h int, store MemBlocks) cid.Cid {
 	var runs [][]string // runs[0] before the first height-h key, runs[i+1] after the i-th
 	var here []string
 	run := []string{}
 	for _, k := range keys {
-		if refHeight(k) == h {
+		if heights[k] == h {
 			runs = append(runs, run)
 			here = append(here, k)
 			run = []string{}
@@ -69,7 +71,7 @@ func refBuildLevel(t testing.TB, keys []string, kv map[string]cid.Cid, h int, st
 		if len(r) == 0 {
 			return nil
 		}
-		return refBuildLevel(t, r, kv, h-1, store)
+		return refBuildLevel(t, r, kv, heights, h-1, store)
 	}
 	entries := []any{}
 	prev := ""
@@ -253,4 +255,102 @@ func TestRefHeightMatches(t *testing.T) {
 			t.Fatalf("height mismatch for %q", k)
 		}
 	}
+}
+
+// refCoveringProof is the reference implementation's getCoveringProof
+// (proofForKey ∪ proofForLeftSib ∪ proofForRightSib), transcribed over nodes
+// decoded with the generic decoder and viewed, as the reference does, as a
+// flat list of subtrees and leaves.
+func refCoveringProof(t testing.TB, store MemBlocks, root cid.Cid, key string) map[cid.Cid]bool {
+	t.Helper()
+	type item struct {
+		tree cid.Cid // defined for a subtree
+		key  string  // for a leaf
+	}
+	flat := func(c cid.Cid) []item {
+		v, err := dagcbor.Unmarshal(store[c])
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := v.(map[string]any)
+		var out []item
+		if l, ok := m["l"].(cid.Cid); ok {
+			out = append(out, item{tree: l})
+		}
+		prev := ""
+		for _, e := range m["e"].([]any) {
+			em := e.(map[string]any)
+			k := prev[:em["p"].(int64)] + string(em["k"].([]byte))
+			out = append(out, item{key: k})
+			if r, ok := em["t"].(cid.Cid); ok {
+				out = append(out, item{tree: r})
+			}
+			prev = k
+		}
+		return out
+	}
+	gteIndex := func(f []item, key string) int {
+		for i, it := range f {
+			if !it.tree.Defined() && it.key >= key {
+				return i
+			}
+		}
+		return len(f)
+	}
+	at := func(f []item, i int) *item {
+		if i < 0 || i >= len(f) {
+			return nil
+		}
+		return &f[i]
+	}
+	out := map[cid.Cid]bool{}
+	var forKey, leftSib, rightSib func(c cid.Cid) bool
+	forKey = func(c cid.Cid) bool {
+		f := flat(c)
+		i := gteIndex(f, key)
+		if found := at(f, i); !(found != nil && !found.tree.Defined() && found.key == key) {
+			prev := at(f, i-1)
+			if prev == nil || !prev.tree.Defined() {
+				return false
+			}
+			forKey(prev.tree)
+		}
+		out[c] = true
+		return true
+	}
+	leftSib = func(c cid.Cid) bool {
+		f := flat(c)
+		if prev := at(f, gteIndex(f, key)-1); prev != nil && prev.tree.Defined() {
+			leftSib(prev.tree)
+		}
+		out[c] = true
+		return true
+	}
+	rightSib = func(c cid.Cid) bool {
+		f := flat(c)
+		i := gteIndex(f, key)
+		found := at(f, i)
+		if found == nil {
+			found = at(f, i-1)
+		}
+		if found != nil {
+			if found.tree.Defined() {
+				rightSib(found.tree)
+			} else {
+				next := at(f, i-1)
+				if found.key == key {
+					next = at(f, i+1)
+				}
+				if next != nil && next.tree.Defined() {
+					rightSib(next.tree)
+				}
+			}
+		}
+		out[c] = true
+		return true
+	}
+	forKey(root)
+	leftSib(root)
+	rightSib(root)
+	return out
 }
