@@ -34,6 +34,15 @@ func FromJSON(data []byte) (any, error) {
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {
+		if errors.Is(err, ErrDataModel) {
+			// The parser stopped at the first data-model violation; report
+			// a syntax error later in the input first, so ErrDataModel
+			// always means well-formed JSON.
+			q := jsonParser{data: data}
+			if serr := q.checkSyntax(); serr != nil {
+				return nil, serr
+			}
+		}
 		return nil, err
 	}
 	p.skipSpace()
@@ -108,6 +117,102 @@ func (p *jsonParser) value(depth int) (any, error) {
 	default:
 		return nil, p.syntaxErr(fmt.Sprintf("unexpected character %q", c))
 	}
+}
+
+// checkSyntax checks that the whole input is well-formed JSON, building
+// nothing and without a depth limit (its stack is a byte per level, not a
+// goroutine frame). It accepts exactly the syntax value accepts.
+func (p *jsonParser) checkSyntax() error {
+	var stack []byte // '[' or '{' per open container
+	for {
+		// A value is expected.
+		p.skipSpace()
+		if p.off >= len(p.data) {
+			return p.syntaxErr("unexpected end of input")
+		}
+		var err error
+		switch c := p.data[p.off]; {
+		case c == '[' || c == '{':
+			p.off++
+			p.skipSpace()
+			end := byte(']')
+			if c == '{' {
+				end = '}'
+			}
+			if p.off < len(p.data) && p.data[p.off] == end {
+				p.off++
+				break
+			}
+			stack = append(stack, c)
+			if c == '{' {
+				if err := p.checkKey(); err != nil {
+					return err
+				}
+			}
+			continue
+		case c == '"':
+			_, err = p.str()
+		case c == '-' || c >= '0' && c <= '9':
+			_, err = p.scanNumber()
+		case c == 't':
+			err = p.literal("true")
+		case c == 'f':
+			err = p.literal("false")
+		case c == 'n':
+			err = p.literal("null")
+		default:
+			return p.syntaxErr(fmt.Sprintf("unexpected character %q", c))
+		}
+		if err != nil {
+			return err
+		}
+		// After a value: close containers until a ',' asks for another.
+		for {
+			p.skipSpace()
+			if len(stack) == 0 {
+				if p.off != len(p.data) {
+					return p.syntaxErr("data after the top-level value")
+				}
+				return nil
+			}
+			if p.off >= len(p.data) {
+				return p.syntaxErr("unterminated array or object")
+			}
+			top, c := stack[len(stack)-1], p.data[p.off]
+			if c == ',' {
+				p.off++
+				if top == '{' {
+					if err := p.checkKey(); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if top == '[' && c == ']' || top == '{' && c == '}' {
+				p.off++
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			return p.syntaxErr("expected ',' or the end of the array or object")
+		}
+	}
+}
+
+// checkKey checks an object key and its ':'.
+func (p *jsonParser) checkKey() error {
+	p.skipSpace()
+	if p.off >= len(p.data) || p.data[p.off] != '"' {
+		return p.syntaxErr("expected a string key")
+	}
+	if _, err := p.str(); err != nil {
+		return err
+	}
+	p.skipSpace()
+	if p.off >= len(p.data) || p.data[p.off] != ':' {
+		return p.syntaxErr("expected ':' after an object key")
+	}
+	p.off++
+	return nil
 }
 
 func (p *jsonParser) literal(word string) error {
@@ -405,16 +510,21 @@ func (p *jsonParser) hex4() (rune, bool) {
 	return r, true
 }
 
-// number parses a JSON number, which must have an integer value in the int64
-// range. Fractions and exponents are allowed when the value is integral
-// (123.0, 1.5e1, 1e2); the check is exact decimal arithmetic, not float64
-// rounding, so 1.0000000000000000001 is refused as a float.
-func (p *jsonParser) number() (any, error) {
-	start := p.off
+// jsonNumber is the syntax of a number: -? int (. frac)? ([eE] [+-]? exp)?
+type jsonNumber struct {
+	neg       bool
+	intDigits []byte
+	frac      []byte // nil without a '.'
+	exp       int64  // saturated far beyond any digit count
+	hasExp    bool
+}
+
+// scanNumber reads the syntax of a number at p.off.
+func (p *jsonParser) scanNumber() (jsonNumber, error) {
+	var n jsonNumber
 	d := p.data
-	neg := false
 	if d[p.off] == '-' {
-		neg = true
+		n.neg = true
 		p.off++
 	}
 	intStart := p.off
@@ -426,10 +536,9 @@ func (p *jsonParser) number() (any, error) {
 			p.off++
 		}
 	default:
-		return nil, p.syntaxErr("invalid number")
+		return n, p.syntaxErr("invalid number")
 	}
-	intDigits := d[intStart:p.off]
-	var frac []byte
+	n.intDigits = d[intStart:p.off]
 	if p.off < len(d) && d[p.off] == '.' {
 		p.off++
 		fs := p.off
@@ -437,14 +546,12 @@ func (p *jsonParser) number() (any, error) {
 			p.off++
 		}
 		if p.off == fs {
-			return nil, p.syntaxErr("invalid number")
+			return n, p.syntaxErr("invalid number")
 		}
-		frac = d[fs:p.off]
+		n.frac = d[fs:p.off]
 	}
-	var exp int64
-	hasExp := false
 	if p.off < len(d) && (d[p.off] == 'e' || d[p.off] == 'E') {
-		hasExp = true
+		n.hasExp = true
 		p.off++
 		expNeg := false
 		if p.off < len(d) && (d[p.off] == '+' || d[p.off] == '-') {
@@ -453,19 +560,33 @@ func (p *jsonParser) number() (any, error) {
 		}
 		es := p.off
 		for p.off < len(d) && isDigit(d[p.off]) {
-			if exp < 1<<40 { // saturate: far beyond any digit count
-				exp = exp*10 + int64(d[p.off]-'0')
+			if n.exp < 1<<40 {
+				n.exp = n.exp*10 + int64(d[p.off]-'0')
 			}
 			p.off++
 		}
 		if p.off == es {
-			return nil, p.syntaxErr("invalid number")
+			return n, p.syntaxErr("invalid number")
 		}
 		if expNeg {
-			exp = -exp
+			n.exp = -n.exp
 		}
 	}
-	if frac == nil && !hasExp {
+	return n, nil
+}
+
+// number parses a JSON number, which must have an integer value in the int64
+// range. Fractions and exponents are allowed when the value is integral
+// (123.0, 1.5e1, 1e2); the check is exact decimal arithmetic, not float64
+// rounding, so 1.0000000000000000001 is refused as a float.
+func (p *jsonParser) number() (any, error) {
+	start := p.off
+	n, err := p.scanNumber()
+	if err != nil {
+		return nil, err
+	}
+	neg, intDigits, frac, exp := n.neg, n.intDigits, n.frac, n.exp
+	if frac == nil && !n.hasExp {
 		return p.integer(start, neg, intDigits, 0)
 	}
 	// value = digits × 10^exp, with digits = intDigits ‖ frac.

@@ -23,7 +23,7 @@ func ParseRecordJSON(data []byte) (map[string]any, error) {
 	}
 	v, err := FromJSON(data)
 	if err != nil {
-		return nil, fmt.Errorf("dagcbor: record: %w", err)
+		return nil, err // already "dagcbor: json at offset ..."
 	}
 	return toRecord(v)
 }
@@ -36,7 +36,7 @@ func UnmarshalRecord(data []byte) (map[string]any, error) {
 	}
 	v, err := Unmarshal(data)
 	if err != nil {
-		return nil, fmt.Errorf("dagcbor: record: %w", err)
+		return nil, err // already "dagcbor: <rule> at offset ..."
 	}
 	return toRecord(v)
 }
