@@ -50,6 +50,8 @@
 //
 // Next allocates one slice per block, of exactly the block's length, which
 // the caller owns and may keep or modify (plus the CID's own small string).
+// ParseBytes is the zero-copy path for a CAR already in memory (the blocks
+// of a #commit): the same checks, and block slices that alias the input.
 // Reading goes through one bufio.Reader (64 KiB, or the caller's own
 // *bufio.Reader if it has at least 256 bytes of buffer). The Writer holds at
 // most a 64 KiB buffer, so both stream CARs of any size in constant memory.
