@@ -1,0 +1,223 @@
+package repo
+
+import (
+	"errors"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/car"
+	"github.com/reservoir-atproto/reservoir/mst"
+)
+
+// Limits of a #commit message (lexicon and sync-spec §5.1).
+const (
+	MaxCommitBlocksBytes = 2_000_000
+	MaxCommitOps         = 200
+	MaxRevSkew           = 5 * time.Minute
+)
+
+// CommitMessage holds the fields of a firehose #commit that verification
+// reads. Since is "" when the wire value is null; PrevData is cid.Undef when
+// the field is absent.
+type CommitMessage struct {
+	Repo     string
+	Rev      string
+	Since    string
+	Commit   cid.Cid
+	PrevData cid.Cid
+	Blocks   []byte // CAR slice
+	Ops      []Op
+	TooBig   bool
+	Rebase   bool
+}
+
+// RepoState is what a verifier knows of a repository before a commit: the
+// rev and data CID of the last accepted commit.
+type RepoState struct {
+	Rev  syntax.TID
+	Data cid.Cid
+}
+
+// VerifyOptions configures VerifyCommitMessage.
+type VerifyOptions struct {
+	// Key is the account's current #atproto signing key. Required.
+	Key atcrypto.PublicKey
+	// Prev is the last accepted state of the repository, nil if unknown.
+	Prev *RepoState
+	// Now is the reference time for the future-rev check; zero means time.Now().
+	Now time.Time
+	// Lenient accepts a commit without prevData (pre-sync-1.1 producers) and
+	// then skips the inversion check. Chain checks still run.
+	Lenient bool
+}
+
+// VerifiedCommit is a commit message that passed every check.
+type VerifiedCommit struct {
+	Commit    *Commit
+	CommitCID cid.Cid
+	Blocks    mst.MemBlocks // every block of the slice, each checked against its CID
+	Ops       []Op          // normalized (deletions first, then by path)
+}
+
+// State is the repository state after the commit.
+func (v *VerifiedCommit) State() RepoState {
+	return RepoState{Rev: v.Commit.Rev, Data: v.Commit.Data}
+}
+
+// VerifyCommitMessage performs the sync-1.1 checks of a #commit (sync-spec
+// §5.3) given the account's key and the stored state: sizes, CAR structure
+// and block hashes, commit structure, repo and rev agreement, rev order and
+// skew, chain continuity (since, prevData), the signature, and the MST
+// inversion of every op back to prevData. It returns a *VerifyError naming
+// the failed check.
+func VerifyCommitMessage(msg *CommitMessage, opts VerifyOptions) (*VerifiedCommit, error) {
+	if opts.Key == nil {
+		return nil, errors.New("repo: verify commit: no key given")
+	}
+	if len(msg.Blocks) > MaxCommitBlocksBytes {
+		return nil, verr(ErrTooLarge, nil, "%d bytes > %d", len(msg.Blocks), MaxCommitBlocksBytes)
+	}
+	if len(msg.Ops) > MaxCommitOps {
+		return nil, verr(ErrTooManyOps, nil, "%d > %d", len(msg.Ops), MaxCommitOps)
+	}
+	if msg.TooBig || msg.Rebase {
+		return nil, verr(ErrMalformed, nil, "tooBig or rebase set")
+	}
+	if len(msg.Blocks) == 0 {
+		return nil, verr(ErrMissingBlock, nil, "empty blocks")
+	}
+	roots, blocks, err := car.ParseBytes(msg.Blocks, &car.Options{MaxTotal: MaxCommitBlocksBytes})
+	if err != nil {
+		if errors.Is(err, car.ErrHashMismatch) {
+			return nil, verr(ErrCIDMismatch, err, "blocks")
+		}
+		return nil, verr(ErrMalformed, err, "blocks CAR")
+	}
+	if len(roots) == 0 || roots[0] != msg.Commit {
+		return nil, verr(ErrCIDMismatch, nil, "first CAR root is not the commit %s", msg.Commit)
+	}
+	commitBytes, ok := blocks[msg.Commit]
+	if !ok {
+		return nil, verr(ErrMissingBlock, nil, "commit block %s", msg.Commit)
+	}
+	commit, err := DecodeCommit(commitBytes)
+	if err != nil {
+		return nil, verr(ErrMalformed, err, "commit block")
+	}
+	if err := commit.VerifyStructure(); err != nil {
+		return nil, verr(ErrMalformed, err, "commit block")
+	}
+	if string(commit.DID) != msg.Repo {
+		return nil, verr(ErrRepoMismatch, nil, "message %q, commit %q", msg.Repo, commit.DID)
+	}
+	if string(commit.Rev) != msg.Rev {
+		return nil, verr(ErrMalformed, nil, "message rev %q, commit rev %q", msg.Rev, commit.Rev)
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if commit.Rev.Time().After(now.Add(MaxRevSkew)) {
+		return nil, verr(ErrFutureRev, nil, "rev %s is %s", commit.Rev, commit.Rev.Time().Format(time.RFC3339))
+	}
+	if p := opts.Prev; p != nil {
+		if commit.Rev <= p.Rev {
+			return nil, verr(ErrRevOrder, nil, "rev %s, stored %s", commit.Rev, p.Rev)
+		}
+		if msg.Since != string(p.Rev) {
+			return nil, verr(ErrChainBreak, nil, "since %q, stored rev %s", msg.Since, p.Rev)
+		}
+		if msg.PrevData.Defined() && msg.PrevData != p.Data {
+			return nil, verr(ErrPrevDataMismatch, nil, "prevData %s, stored %s", msg.PrevData, p.Data)
+		}
+	}
+	ops, err := NormalizeOps(msg.Ops)
+	if err != nil {
+		return nil, verr(ErrMalformed, err, "ops")
+	}
+	if err := commit.VerifySignature(opts.Key); err != nil {
+		return nil, verr(ErrSignature, err, "")
+	}
+	switch {
+	case msg.PrevData.Defined():
+		if err := checkInversion(blocks, commit.Data, msg.PrevData, ops); err != nil {
+			return nil, err
+		}
+	case opts.Prev == nil && msg.Since == "":
+		// The first commit of a repository: nothing to invert to.
+	case !opts.Lenient:
+		return nil, verr(ErrPrevDataMissing, nil, "")
+	}
+	return &VerifiedCommit{Commit: commit, CommitCID: msg.Commit, Blocks: blocks, Ops: ops}, nil
+}
+
+// checkInversion loads the partial tree at data from the slice, checks that
+// every create and update is present with its CID (and its record block is
+// in the slice), then inverts the ops in order and compares the root with
+// prevData.
+func checkInversion(blocks mst.MemBlocks, data, prevData cid.Cid, ops []Op) error {
+	tree, err := mst.Load(blocks, data)
+	if err != nil {
+		return treeErr(err, "loading the new tree")
+	}
+	for _, op := range ops {
+		if op.Action == ActionDelete {
+			continue
+		}
+		got, err := tree.Get([]byte(op.Path))
+		if err != nil {
+			return treeErr(err, "reading %s", op.Path)
+		}
+		if got != op.CID {
+			return verr(ErrInversion, nil, "%s %s: tree has %s, op says %s", op.Action, op.Path, cidOrNone(got), op.CID)
+		}
+		if _, ok := blocks[op.CID]; !ok {
+			return verr(ErrMissingBlock, nil, "record %s of %s", op.CID, op.Path)
+		}
+	}
+	for _, op := range ops {
+		var prev cid.Cid
+		var want cid.Cid
+		switch op.Action {
+		case ActionCreate:
+			prev, err = tree.Delete([]byte(op.Path))
+			want = op.CID
+		case ActionUpdate:
+			prev, err = tree.Insert([]byte(op.Path), op.Prev)
+			want = op.CID
+		case ActionDelete:
+			prev, err = tree.Insert([]byte(op.Path), op.Prev)
+		}
+		if err != nil {
+			return treeErr(err, "inverting %s %s", op.Action, op.Path)
+		}
+		if prev != want {
+			return verr(ErrInversion, nil, "inverting %s %s: found %s, want %s", op.Action, op.Path, cidOrNone(prev), cidOrNone(want))
+		}
+	}
+	root, err := tree.Root()
+	if err != nil {
+		return treeErr(err, "computing the inverted root")
+	}
+	if root != prevData {
+		return verr(ErrInversion, nil, "inverted root %s, prevData %s", root, prevData)
+	}
+	return nil
+}
+
+func treeErr(err error, format string, args ...any) error {
+	if errors.Is(err, mst.ErrNotFound) {
+		return verr(ErrMissingBlock, err, format, args...)
+	}
+	return verr(ErrMalformed, err, format, args...)
+}
+
+func cidOrNone(c cid.Cid) string {
+	if !c.Defined() {
+		return "nothing"
+	}
+	return c.String()
+}
