@@ -260,13 +260,13 @@ func (p *jsonParser) array(depth int) (any, error) {
 func (p *jsonParser) object(depth int) (any, error) {
 	start := p.off
 	p.off++ // {
-	m := map[string]any{}
 	p.skipSpace()
 	if p.off < len(p.data) && p.data[p.off] == '}' {
 		p.off++
-		return m, nil
+		return map[string]any{}, nil
 	}
-	special := false // a $link or $bytes key was seen
+	var m map[string]any // made after the first entry, unless it is a $link or $bytes
+	special := false     // a $link or $bytes key was seen
 	for {
 		p.skipSpace()
 		if p.off >= len(p.data) || p.data[p.off] != '"' {
@@ -303,11 +303,19 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[k] = v
 		p.skipSpace()
 		if p.off >= len(p.data) {
 			return nil, p.syntaxErr("unterminated object")
 		}
+		end := p.data[p.off] == '}'
+		if end && m == nil && special {
+			p.off++
+			return p.typedValue(k, v, start)
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+		m[k] = v
 		switch p.data[p.off] {
 		case ',':
 			p.off++
@@ -320,18 +328,23 @@ func (p *jsonParser) object(depth int) (any, error) {
 		break
 	}
 	if special {
-		return p.typedObject(m, start)
+		return nil, p.modelErr(start, typedRule(m), "a $link or $bytes object must have exactly one key")
 	}
 	return m, nil
 }
 
-// typedObject converts a $link or $bytes object to its value.
-func (p *jsonParser) typedObject(m map[string]any, at int) (any, error) {
-	if v, ok := m["$link"]; ok {
-		if len(m) != 1 {
-			return nil, p.modelErr(at, ErrCID, "a $link object must have exactly one key")
-		}
-		s, ok := v.(string)
+// typedRule is the rule a malformed $link or $bytes object breaks.
+func typedRule(m map[string]any) error {
+	if _, ok := m["$link"]; ok {
+		return ErrCID
+	}
+	return nil
+}
+
+// typedValue converts the one entry of a $link or $bytes object to its value.
+func (p *jsonParser) typedValue(key string, v any, at int) (any, error) {
+	s, ok := v.(string)
+	if key == "$link" {
 		if !ok {
 			return nil, p.modelErr(at, ErrCID, "$link must be a string")
 		}
@@ -341,11 +354,6 @@ func (p *jsonParser) typedObject(m map[string]any, at int) (any, error) {
 		}
 		return c, nil
 	}
-	v := m["$bytes"]
-	if len(m) != 1 {
-		return nil, p.modelErr(at, nil, "a $bytes object must have exactly one key")
-	}
-	s, ok := v.(string)
 	if !ok {
 		return nil, p.modelErr(at, nil, "$bytes must be a string")
 	}
