@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -519,5 +520,29 @@ func TestSumRaw(t *testing.T) {
 	}
 	if IsBlessed(v0, CodecDagCBOR) {
 		t.Error("IsBlessed on a CIDv0")
+	}
+}
+
+// Nested containers that each claim as many elements as there are bytes
+// left must not make the decoder allocate in proportion to the claims: the
+// input below is 100 kB and used to allocate 100 MB before failing.
+func TestAllocationBounded(t *testing.T) {
+	const n = 100000
+	var in []byte
+	for range MaxDepth {
+		in = AppendArrayHeader(in, n)
+	}
+	in = append(in, make([]byte, n)...) // the innermost array is complete
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Unmarshal(in)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Unmarshal: %v, want ErrTruncated", err)
+	}
+	// The innermost array really holds n elements: 1.6 MB, about 9 MB with
+	// append's growth. Preallocating every claim costs 100 MB.
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(16<<20); got > limit {
+		t.Errorf("allocated %d bytes for a %d-byte input, limit %d", got, len(in), limit)
 	}
 }

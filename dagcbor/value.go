@@ -26,6 +26,12 @@ func Unmarshal(data []byte) (any, error) {
 	return v, nil
 }
 
+// maxPrealloc bounds the room made for a container before its elements are
+// read. A length is only checked against the bytes left, so nested
+// containers could each claim nearly all of them: preallocating in full
+// would let a 100 kB input allocate 100 MB (TestAllocationBounded).
+const maxPrealloc = 256
+
 // ReadValue decodes the next item into the generic data model (see Unmarshal).
 func (d *Decoder) ReadValue() (any, error) { return d.readValue(0) }
 
@@ -60,11 +66,13 @@ func (d *Decoder) readValue(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		arr := make([]any, n)
-		for i := range arr {
-			if arr[i], err = d.readValue(depth + 1); err != nil {
+		arr := make([]any, 0, min(n, maxPrealloc))
+		for range n {
+			e, err := d.readValue(depth + 1)
+			if err != nil {
 				return nil, err
 			}
+			arr = append(arr, e)
 		}
 		return arr, nil
 	case KindMap:
@@ -72,7 +80,7 @@ func (d *Decoder) readValue(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m := make(map[string]any, n)
+		m := make(map[string]any, min(n, maxPrealloc))
 		var prev []byte
 		for i := 0; i < n; i++ {
 			if prev, err = d.ReadMapKey(prev); err != nil {
