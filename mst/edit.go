@@ -1,7 +1,6 @@
 package mst
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 
@@ -26,7 +25,7 @@ func (t *Tree) Insert(key []byte, val cid.Cid) (prev cid.Cid, err error) {
 	h := HeightForKey(key)
 	switch {
 	case root.isEmpty():
-		t.root, t.height = link{n: leafNode(key, val, h)}, h
+		t.root, t.height = link{n: leafNode(t.keyCopy(key), val, h)}, h
 		return cid.Undef, nil
 	case h > root.height:
 		// The key goes above the whole tree: the old tree splits around it
@@ -37,7 +36,7 @@ func (t *Tree) Insert(key []byte, val cid.Cid) (prev cid.Cid, err error) {
 			return cid.Undef, fmt.Errorf("mst: insert %q: %w", key, err)
 		}
 		n := newNode(h, 1)
-		n.entries = append(n.entries, entry{bytes.Clone(key), val})
+		n.entries = append(n.entries, entry{t.keyCopy(key), val})
 		n.kids = append(n.kids, lift(left, t.height, h-1), lift(right, t.height, h-1))
 		t.root, t.height = link{n: n}, h
 		return cid.Undef, nil
@@ -68,14 +67,14 @@ func (t *Tree) insert(n *node, key []byte, h int, val cid.Cid) (prev cid.Cid, ch
 		if err != nil {
 			return cid.Undef, false, err
 		}
-		n.entries = slices.Insert(n.entries, i, entry{bytes.Clone(key), val})
+		n.entries = slices.Insert(n.entries, i, entry{t.keyCopy(key), val})
 		n.kids[i] = left
 		n.kids = slices.Insert(n.kids, i+1, right)
 		n.markDirty()
 		return cid.Undef, true, nil
 	}
 	if n.kids[i].empty() {
-		n.kids[i] = lift(link{n: leafNode(key, val, h)}, h, n.height-1)
+		n.kids[i] = lift(link{n: leafNode(t.keyCopy(key), val, h)}, h, n.height-1)
 		n.markDirty()
 		return cid.Undef, true, nil
 	}
@@ -89,10 +88,10 @@ func (t *Tree) insert(n *node, key []byte, h int, val cid.Cid) (prev cid.Cid, ch
 	return prev, changed, err
 }
 
-// leafNode returns a new node holding just key.
+// leafNode returns a new node holding just key, which it keeps.
 func leafNode(key []byte, val cid.Cid, h int) *node {
 	n := newNode(h, 1)
-	n.entries = append(n.entries, entry{bytes.Clone(key), val})
+	n.entries = append(n.entries, entry{key, val})
 	n.kids = append(n.kids, link{}, link{})
 	return n
 }

@@ -106,6 +106,16 @@ func appendNode(b []byte, entries []entry, kids []link) []byte {
 	return dagcbor.AppendNullableCID(b, kids[0].CID())
 }
 
+// sizeHint bounds the encoded size of a node with these entries: 12 bytes of
+// node framing, and per entry the key, 16 bytes of framing and two CIDs.
+func sizeHint(entries []entry) int {
+	n := 12
+	for i := range entries {
+		n += len(entries[i].key) + 16 + 2*41
+	}
+	return n
+}
+
 // emptyNodeCID is the CID of {e: [], l: null}, the tree with no keys.
 var emptyNodeCID = dagcbor.SumCBOR(appendNode(nil, nil, []link{{}}))
 

@@ -46,7 +46,7 @@ func (t *Tree) Proof(key []byte, fn func(c cid.Cid, data []byte) error) error {
 		if data == nil {
 			// A node read from the store: strict decoding admits only the
 			// canonical form, so encoding it again gives the stored bytes.
-			data = appendNode(nil, n.entries, n.kids)
+			data = appendNode(make([]byte, 0, sizeHint(n.entries)), n.entries, n.kids)
 		}
 		return fn(n.cid, data)
 	}

@@ -19,6 +19,18 @@ type Tree struct {
 	root   link
 	height int    // the root's height
 	buf    []byte // encoding scratch
+	arena  []byte // holds copies of inserted keys
+}
+
+// keyCopy returns a copy of key that the tree owns. Copies are carved from
+// shared chunks, to spare an allocation per insert.
+func (t *Tree) keyCopy(key []byte) []byte {
+	if len(key) > cap(t.arena)-len(t.arena) {
+		t.arena = make([]byte, 0, max(16<<10, len(key)))
+	}
+	start := len(t.arena)
+	t.arena = append(t.arena, key...)
+	return t.arena[start:len(t.arena):len(t.arena)]
 }
 
 // NewEmpty returns a tree with no keys. bg, which may be nil for a tree built
