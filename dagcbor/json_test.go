@@ -216,6 +216,8 @@ var fromJSONErrors = []struct {
 	// Limits.
 	{"too deep", strings.Repeat("[", MaxDepth+2) + strings.Repeat("]", MaxDepth+2), []error{ErrDataModel, ErrDepth}},
 	{"scalar too deep", strings.Repeat("[", MaxDepth+1) + "1" + strings.Repeat("]", MaxDepth+1), []error{ErrDataModel, ErrDepth}},
+	{"nested $link objects", strings.Repeat(`{"$link":`, 5000) + `"x"` + strings.Repeat("}", 5000), []error{ErrDataModel, ErrDepth}},
+	{"nested $bytes arrays", strings.Repeat(`{"$bytes":[`, 100) + strings.Repeat("]}", 100), []error{ErrDataModel, ErrDepth}},
 	{"key too long", `{"` + strings.Repeat("k", MaxKeyLen+1) + `":1}`, []error{ErrDataModel, ErrKeySize}},
 }
 
