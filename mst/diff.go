@@ -48,37 +48,22 @@ func Diff(from, to *Tree) (*TreeDiff, error) {
 	for {
 		fa, okA := a.front()
 		fb, okB := b.front()
-		if !okA && !okB {
-			break
-		}
 		switch {
-		case !okA || !okB:
-			// One side is done: the rest of the other is all new or removed.
-			c, old := b, false
-			if !okB {
-				c, old = a, true
-			}
-			if err = c.drain(d, old); err != nil {
-				break
-			}
-			continue
+		case !okA && !okB:
+			// A node opened on one side only is reachable from that side
+			// only: had it been reachable from the other too, it would have
+			// been met there and either opened as well or skipped as part of
+			// an equal pair (and then not opened here, since a tree holds a
+			// given node in one place only).
+			d.NewNodes = minus(b.opened, a.opened)
+			d.RemovedNodes = minus(a.opened, b.opened)
+			return d, nil
+		case !okA: // the rest of the new tree is new
+			err = b.drain(d, false)
+		case !okB: // the rest of the old tree is gone
+			err = a.drain(d, true)
 		case fa.leaf() && fb.leaf():
-			ka, kb := fa.entry().key, fb.entry().key
-			switch cmp := bytes.Compare(ka, kb); {
-			case cmp < 0:
-				d.Ops = append(d.Ops, Op{Key: string(ka), Old: fa.entry().val})
-				a.advance()
-			case cmp > 0:
-				d.Ops = append(d.Ops, Op{Key: string(kb), New: fb.entry().val})
-				b.advance()
-			default:
-				if va, vb := fa.entry().val, fb.entry().val; va != vb {
-					d.Ops = append(d.Ops, Op{Key: string(ka), Old: va, New: vb})
-				}
-				a.advance()
-				b.advance()
-			}
-			continue
+			d.compareLeaves(a, b, fa.entry(), fb.entry())
 		case fa.leaf():
 			err = b.expand()
 		case fb.leaf():
@@ -99,16 +84,25 @@ func Diff(from, to *Tree) (*TreeDiff, error) {
 			return nil, fmt.Errorf("mst: diff: %w", err)
 		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("mst: diff: %w", err)
+}
+
+// compareLeaves consumes the smaller of two keys, or both when equal,
+// recording the op.
+func (d *TreeDiff) compareLeaves(a, b *cursor, ea, eb *entry) {
+	switch cmp := bytes.Compare(ea.key, eb.key); {
+	case cmp < 0:
+		d.Ops = append(d.Ops, Op{Key: string(ea.key), Old: ea.val})
+		a.advance()
+	case cmp > 0:
+		d.Ops = append(d.Ops, Op{Key: string(eb.key), New: eb.val})
+		b.advance()
+	default:
+		if ea.val != eb.val {
+			d.Ops = append(d.Ops, Op{Key: string(ea.key), Old: ea.val, New: eb.val})
+		}
+		a.advance()
+		b.advance()
 	}
-	// A node opened on one side only is reachable from that side only: had it
-	// been reachable from the other too, it would have been met there either
-	// opened as well or skipped as an equal pair (and then not opened here,
-	// since one tree holds a given node in one place only).
-	d.NewNodes = minus(b.opened, a.opened)
-	d.RemovedNodes = minus(a.opened, b.opened)
-	return d, nil
 }
 
 func minus(x, y []cid.Cid) []cid.Cid {

@@ -68,7 +68,7 @@ func (t *Tree) WalkPrefix(prefix []byte, fn func(key []byte, val cid.Cid) error)
 		}
 		return fn(key, val)
 	})
-	if err == errPrefixDone {
+	if errors.Is(err, errPrefixDone) {
 		return nil
 	}
 	return err
