@@ -74,6 +74,8 @@
 //
 // Diff walks two trees in key order side by side and skips any pair of
 // subtrees with equal CIDs, so its cost follows the change, not the trees.
+// Apply takes such a batch of ops back: it checks every op's old value, then
+// applies them all, with one round of hashing at the next Root.
 // Proof reproduces the reference implementation's getCoveringProof. Builder
 // makes a tree from keys in increasing order (a CAR import) while holding
 // only the open right edge, emitting each node once it is complete.

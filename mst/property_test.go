@@ -423,20 +423,41 @@ func TestDiffAgainstModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, op := range d.Ops {
-				var prev cid.Cid
-				if op.New.Defined() {
-					prev, err = apply.Insert([]byte(op.Key), op.New)
-				} else {
-					prev, err = apply.Delete([]byte(op.Key))
-				}
-				if err != nil || prev != op.Old {
-					t.Fatalf("applying %v: prev %s, %v", op, prev, err)
-				}
+			if err := apply.Apply(d.Ops); err != nil {
+				t.Fatalf("seed %d round %d: applying the diff: %v", seed, round, err)
 			}
 			if got := mustRoot(t, apply); got != rootB {
 				t.Fatalf("seed %d round %d: diff applied gives %s, want %s", seed, round, got, rootB)
 			}
+		}
+	}
+}
+
+// Apply refuses a batch whose Old values do not match, and changes nothing.
+func TestApplyConflict(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	keys := randKeySet(r, 300)
+	store := MemBlocks{}
+	root := refBuild(t, keys, store)
+	tree, err := Load(store, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := sortedKeys(keys)
+	v := keys[k[0]]
+	other := store.Put([]byte{0xa0})
+	cases := map[string][]Op{
+		"create over existing": {{Key: "com.example.new/a", New: v}, {Key: k[1], New: v}},
+		"update wrong old":     {{Key: k[2], Old: other, New: v}},
+		"delete absent":        {{Key: "com.example.absent/x", Old: v}},
+		"same key twice":       {{Key: k[3], Old: keys[k[3]], New: other}, {Key: k[3], Old: other}},
+	}
+	for name, ops := range cases {
+		if err := tree.Apply(ops); !errors.Is(err, ErrConflict) {
+			t.Errorf("%s: got %v, want ErrConflict", name, err)
+		}
+		if got := mustRoot(t, tree); got != root {
+			t.Fatalf("%s: a refused batch changed the tree", name)
 		}
 	}
 }
