@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // The header layouts of sync-spec.md §4.5: a 1-byte varint, then the map.
@@ -26,9 +25,9 @@ const (
 )
 
 func TestHeaderBytes(t *testing.T) {
-	root := mustCID(t, emptyMapCID)
+	root := testutil.MustCID(t, emptyMapCID)
 	digest := root.KeyString()[4:]
-	want := unhex(t, "3a a2 65 72 6f 6f 74 73 81 d8 2a 58 25 00 01 71 12 20"+
+	want := testutil.Unhex(t, "3a a2 65 72 6f 6f 74 73 81 d8 2a 58 25 00 01 71 12 20"+
 		hex.EncodeToString([]byte(digest))+"67 76 65 72 73 69 6f 6e 01")
 	if len(want) != 59 || want[0] != 58 {
 		t.Fatalf("spec layout is %d bytes with prefix %d; want 59 with 58", len(want), want[0])
@@ -39,7 +38,7 @@ func TestHeaderBytes(t *testing.T) {
 	if got := HeaderSize(root); got != 59 {
 		t.Errorf("HeaderSize(1 root) = %d, want 59", got)
 	}
-	zero := unhex(t, zeroRootHeaderHex)
+	zero := testutil.Unhex(t, zeroRootHeaderHex)
 	if got := AppendHeader(nil); !bytes.Equal(got, zero) {
 		t.Errorf("AppendHeader(no roots) = % x, want % x", got, zero)
 	}
@@ -60,7 +59,7 @@ func TestHandComputed(t *testing.T) {
 	if c.String() != "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq" {
 		t.Fatalf("SumRaw(hello) = %s", c)
 	}
-	want := unhex(t, "3a a2 65 72 6f 6f 74 73 81 d8 2a 58 25 00 01 55 12 20"+helloSHA256+
+	want := testutil.Unhex(t, "3a a2 65 72 6f 6f 74 73 81 d8 2a 58 25 00 01 55 12 20"+helloSHA256+
 		"67 76 65 72 73 69 6f 6e 01"+
 		"29"+"01 55 12 20"+helloSHA256+"68 65 6c 6c 6f") // 0x29 = 41 = 36 + 5
 	got := AppendBlock(AppendHeader(nil, c), c, []byte("hello"))
@@ -177,8 +176,8 @@ func TestRoundTrip(t *testing.T) {
 func TestZeroRoots(t *testing.T) {
 	// A getBlocks answer: no roots, some blocks; and a CAR with nothing at all.
 	blk := []byte{0xa0}
-	c := mustCID(t, emptyMapCID)
-	car := append(unhex(t, zeroRootHeaderHex), AppendBlock(nil, c, blk)...)
+	c := testutil.MustCID(t, emptyMapCID)
+	car := append(testutil.Unhex(t, zeroRootHeaderHex), AppendBlock(nil, c, blk)...)
 	r, err := NewReader(bytes.NewReader(car), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +198,7 @@ func TestZeroRoots(t *testing.T) {
 		t.Errorf("Offset = %d, want %d", r.Offset(), len(car))
 	}
 
-	roots, blocks, err := ReadAll(bytes.NewReader(unhex(t, zeroRootHeaderHex)), nil)
+	roots, blocks, err := ReadAll(bytes.NewReader(testutil.Unhex(t, zeroRootHeaderHex)), nil)
 	if err != nil || len(roots) != 0 || len(blocks) != 0 {
 		t.Errorf("header-only CAR: %v %v %v", roots, blocks, err)
 	}
@@ -209,17 +208,11 @@ func TestZeroRoots(t *testing.T) {
 // their published CIDs: the reader must accept each pairing and refuse
 // swapped ones.
 func TestDataModelFixtures(t *testing.T) {
-	raw, err := os.ReadFile(fixturePath(t, "data-model/data-model-fixtures.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var fixtures []struct {
 		CBOR string `json:"cbor_base64"`
 		CID  string `json:"cid"`
 	}
-	if err := json.Unmarshal(raw, &fixtures); err != nil {
-		t.Fatal(err)
-	}
+	testutil.FixtureJSON(t, "interop/data-model/data-model-fixtures.json", &fixtures)
 	if len(fixtures) < 2 {
 		t.Fatalf("%d fixtures", len(fixtures))
 	}
@@ -229,7 +222,7 @@ func TestDataModelFixtures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		blocks = append(blocks, block{mustCID(t, f.CID), data})
+		blocks = append(blocks, block{testutil.MustCID(t, f.CID), data})
 	}
 	car := writeCAR(t, []cid.Cid{blocks[0].c}, blocks)
 	roots, got, err := readBlocks(car, nil)

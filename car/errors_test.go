@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // Hand-assembled pieces: "roots" = 65 72 6f 6f 74 73, "version" = 67 76 65
@@ -98,7 +100,7 @@ func (tc readCase) bytes(t testing.TB) []byte {
 	if tc.section {
 		s = zeroRootHeaderHex + s
 	}
-	return unhex(t, s)
+	return testutil.Unhex(t, s)
 }
 
 func TestReadErrors(t *testing.T) {
@@ -124,13 +126,13 @@ func TestReadErrors(t *testing.T) {
 // TestErrorPosition checks that a section error names the block and the
 // offset where its section starts.
 func TestErrorPosition(t *testing.T) {
-	car := unhex(t, zeroRootHeaderHex+"29 01 55 12 20 "+helloSHA+helloHex+"00")
+	car := testutil.Unhex(t, zeroRootHeaderHex+"29 01 55 12 20 "+helloSHA+helloHex+"00")
 	_, _, err := readBlocks(car, nil)
 	const want = "car: block 1 at offset 60: " // 18-byte header + 42-byte section
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("err = %v, want prefix %q", err, want)
 	}
-	_, _, err = readBlocks(unhex(t, "11 a2 "+rootsKey+"80 "+versionKey+"02"), nil)
+	_, _, err = readBlocks(testutil.Unhex(t, "11 a2 "+rootsKey+"80 "+versionKey+"02"), nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "car: header: ") {
 		t.Errorf("err = %v, want a header error", err)
 	}
@@ -139,7 +141,7 @@ func TestErrorPosition(t *testing.T) {
 // TestLimitsBeforeAllocation declares huge lengths and checks that the
 // reader refuses them without allocating anything near their size.
 func TestLimitsBeforeAllocation(t *testing.T) {
-	hdr := unhex(t, zeroRootHeaderHex)
+	hdr := testutil.Unhex(t, zeroRootHeaderHex)
 	for _, tc := range []struct {
 		name string
 		car  []byte

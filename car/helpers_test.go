@@ -3,62 +3,14 @@ package car
 import (
 	"bufio"
 	"bytes"
-	"encoding/hex"
 	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
 )
-
-// moduleRoot walks up from the package directory to the one holding go.mod.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// fixturePath locates a shared interop fixture, by the module-relative path
-// ../shared/fixtures/interop/<rel>.
-func fixturePath(t testing.TB, rel string) string {
-	return filepath.Join(moduleRoot(t), "..", "shared", "fixtures", "interop", rel)
-}
-
-// unhex decodes hex with optional spaces, for byte layouts copied from the spec.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func mustCID(t testing.TB, s string) cid.Cid {
-	t.Helper()
-	c, err := cid.Decode(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 type block struct {
 	c    cid.Cid

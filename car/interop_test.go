@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // indigoTestdata locates indigo's testing/testdata directory in the module
@@ -17,7 +19,7 @@ import (
 func indigoTestdata(t *testing.T) string {
 	t.Helper()
 	cmd := exec.Command("go", "mod", "download", "-json", "github.com/bluesky-social/indigo")
-	cmd.Dir = moduleRoot(t)
+	cmd.Dir = testutil.ModuleRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("locating indigo: %v\n%s", err, out)
@@ -56,7 +58,7 @@ func TestReferenceCARs(t *testing.T) {
 			}
 			// A file named after a CID holds that commit as its root.
 			if name := strings.TrimSuffix(filepath.Base(file), ".car"); strings.HasPrefix(name, "bafy") {
-				if want := mustCID(t, name); roots[0] != want {
+				if want := testutil.MustCID(t, name); roots[0] != want {
 					t.Errorf("root %s, want %s from the file name", roots[0], want)
 				}
 			}

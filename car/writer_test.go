@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // countingWriter records how many bytes reached the underlying writer.
@@ -113,7 +114,7 @@ func TestWriterReusesBufio(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(buf.Bytes(), unhex(t, zeroRootHeaderHex)) {
+	if !bytes.Equal(buf.Bytes(), testutil.Unhex(t, zeroRootHeaderHex)) {
 		t.Errorf("wrote % x", buf.Bytes())
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // strictCases holds one hand-written input per rule of the strict decoder
@@ -130,7 +132,7 @@ var strictCases = []struct {
 
 func TestStrictDecoderRejects(t *testing.T) {
 	for _, c := range strictCases {
-		in := unhex(t, c.hex)
+		in := testutil.Unhex(t, c.hex)
 		_, err := Unmarshal(in)
 		if !errors.Is(err, c.rule) {
 			t.Errorf("%s (%x): Unmarshal error %v, want %v", c.name, in, err, c.rule)
@@ -163,7 +165,7 @@ func TestDecodeErrorOffset(t *testing.T) {
 		{"83 01 02 fb 0000000000000000", 3},
 	}
 	for _, c := range cases {
-		_, err := Unmarshal(unhex(t, c.hex))
+		_, err := Unmarshal(testutil.Unhex(t, c.hex))
 		var de *DecodeError
 		if !errors.As(err, &de) {
 			t.Errorf("%s: error %v is not a *DecodeError", c.hex, err)
@@ -218,11 +220,11 @@ func TestLimits(t *testing.T) {
 
 	// Nesting: MaxDepth+1 levels of items decode (the top level is 0).
 	deep := strings.Repeat("81", MaxDepth) + "00"
-	if _, err := Unmarshal(unhex(t, deep)); err != nil {
+	if _, err := Unmarshal(testutil.Unhex(t, deep)); err != nil {
 		t.Errorf("%d nested arrays: %v", MaxDepth, err)
 	}
 	deepMaps := strings.Repeat("a1 6161", MaxDepth+1) + "00"
-	if _, err := Unmarshal(unhex(t, deepMaps)); !errors.Is(err, ErrDepth) {
+	if _, err := Unmarshal(testutil.Unhex(t, deepMaps)); !errors.Is(err, ErrDepth) {
 		t.Errorf("%d nested maps: %v, want ErrDepth", MaxDepth+1, err)
 	}
 }
@@ -230,7 +232,7 @@ func TestLimits(t *testing.T) {
 // Every strict prefix of a valid nested item is truncated input, never a
 // panic or another error.
 func TestTruncationAtEveryOffset(t *testing.T) {
-	full := unhex(t, "a6"+
+	full := testutil.Unhex(t, "a6"+
 		"61 61 1a 00010000"+ // a: 65536
 		"61 62 3b 7fffffffffffffff"+ // b: MinInt64
 		"61 63 83 f5 f4 f6"+ // c: [true, false, null]
@@ -300,7 +302,7 @@ var canonicalCases = []struct {
 
 func TestCanonicalEncoding(t *testing.T) {
 	for _, c := range canonicalCases {
-		want := unhex(t, c.hex)
+		want := testutil.Unhex(t, c.hex)
 		got, err := Marshal(c.v)
 		if err != nil {
 			t.Errorf("%s: Marshal: %v", c.name, err)
@@ -326,34 +328,31 @@ func TestCanonicalCID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := unhex(t, "a1 616c "+cidTag11); !bytes.Equal(got, want) {
+	if want := testutil.Unhex(t, "a1 616c "+cidTag11); !bytes.Equal(got, want) {
 		t.Errorf("Marshal = %x, want %x", got, want)
 	}
 	// The empty MST node has a well-known CID (sync-spec §4.4).
-	node := unhex(t, "a2 6165 80 616c f6")
+	node := testutil.Unhex(t, "a2 6165 80 616c f6")
 	if got := SumCBOR(node).String(); got != "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm" {
 		t.Errorf("empty node CID %s", got)
 	}
 	// CIDv0 links are read and written back unchanged (tag 42 around 0x00 +
 	// the bare multihash).
 	v0 := "d8 2a 58 23 00 1220" + digest11
-	v, err := Unmarshal(unhex(t, v0))
+	v, err := Unmarshal(testutil.Unhex(t, v0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.(cid.Cid).Version() != 0 {
 		t.Errorf("decoded %v, want a CIDv0", v)
 	}
-	if b, _ := Marshal(v); !bytes.Equal(b, unhex(t, v0)) {
+	if b, _ := Marshal(v); !bytes.Equal(b, testutil.Unhex(t, v0)) {
 		t.Errorf("CIDv0 re-encoded as %x", b)
 	}
 }
 
 func TestMarshalRejects(t *testing.T) {
-	deep := any(int64(0))
-	for range MaxDepth + 1 {
-		deep = []any{deep}
-	}
+	deep := nestedArrays(int64(0), MaxDepth+1)
 	cases := []struct {
 		name string
 		v    any
@@ -379,7 +378,7 @@ func TestMarshalRejects(t *testing.T) {
 // The Decoder reads fixed shapes item by item, as the commit and MST codecs do.
 func TestDecoderFixedShape(t *testing.T) {
 	// {"e": [{"k": h'61', "p": 0, "t": null, "v": CID}], "l": CID}
-	in := unhex(t, "a2 6165 81 a4 616b 4161 6170 00 6174 f6 6176 "+cidTag11+" 616c "+cidTag11)
+	in := testutil.Unhex(t, "a2 6165 81 a4 616b 4161 6170 00 6174 f6 6176 "+cidTag11+" 616c "+cidTag11)
 	d := NewDecoder(in)
 	if k, err := d.Peek(); err != nil || k != KindMap {
 		t.Fatalf("Peek = %v, %v", k, err)
@@ -459,14 +458,14 @@ func TestDecoderTypeErrors(t *testing.T) {
 		{"01", func(d *Decoder) error { _, err := d.ReadMapKey(nil); return err }, ErrMapKeyType},
 	}
 	for _, c := range cases {
-		d := NewDecoder(unhex(t, c.hex))
+		d := NewDecoder(testutil.Unhex(t, c.hex))
 		if err := c.read(d); !errors.Is(err, c.rule) {
 			t.Errorf("%s: %v, want %v", c.hex, err, c.rule)
 		}
 	}
 	// A failed typed read leaves the decoder where it was, so the caller
 	// can read the item as another type.
-	d := NewDecoder(unhex(t, "20"))
+	d := NewDecoder(testutil.Unhex(t, "20"))
 	if _, err := d.ReadUint(); err == nil {
 		t.Fatal("ReadUint of -1 succeeded")
 	}
@@ -474,7 +473,7 @@ func TestDecoderTypeErrors(t *testing.T) {
 		t.Errorf("ReadInt after failed ReadUint = %d, %v", v, err)
 	}
 	// ReadNull reports false without consuming a non-null item.
-	d = NewDecoder(unhex(t, "05"))
+	d = NewDecoder(testutil.Unhex(t, "05"))
 	if null, err := d.ReadNull(); null || err != nil || d.Offset() != 0 {
 		t.Errorf("ReadNull on 5 = %v, %v at %d", null, err, d.Offset())
 	}
@@ -514,7 +513,7 @@ func TestSumRaw(t *testing.T) {
 	if !IsBlessed(cid11(t), CodecDagCBOR) {
 		t.Error("IsBlessed on a dag-cbor CID")
 	}
-	v0, err := cid.Cast(unhex(t, "1220"+digest11))
+	v0, err := cid.Cast(testutil.Unhex(t, "1220"+digest11))
 	if err != nil {
 		t.Fatal(err)
 	}

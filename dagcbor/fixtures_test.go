@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 type dataModelFixture struct {
@@ -19,9 +21,7 @@ type dataModelFixture struct {
 
 func loadDataModelFixtures(t testing.TB) []dataModelFixture {
 	var rows []dataModelFixture
-	if err := json.Unmarshal(readFixture(t, "data-model/data-model-fixtures.json"), &rows); err != nil {
-		t.Fatal(err)
-	}
+	testutil.FixtureJSON(t, "interop/data-model/data-model-fixtures.json", &rows)
 	if len(rows) != 3 {
 		t.Fatalf("%d data-model fixtures, want 3", len(rows))
 	}
@@ -114,7 +114,7 @@ func TestDataModelFixtureTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Blob{Ref: mustCID(t, "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity"), MimeType: "image/jpeg", Size: 10000}
+	want := Blob{Ref: testutil.MustCID(t, "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity"), MimeType: "image/jpeg", Size: 10000}
 	if blob != want {
 		t.Errorf("blob %+v, want %+v", blob, want)
 	}
@@ -127,9 +127,7 @@ type dataModelCase struct {
 
 func loadCases(t testing.TB, file string, n int) []dataModelCase {
 	var rows []dataModelCase
-	if err := json.Unmarshal(readFixture(t, file), &rows); err != nil {
-		t.Fatal(err)
-	}
+	testutil.FixtureJSON(t, file, &rows)
 	if len(rows) != n {
 		t.Fatalf("%s: %d cases, want %d", file, len(rows), n)
 	}
@@ -137,7 +135,7 @@ func loadCases(t testing.TB, file string, n int) []dataModelCase {
 }
 
 func TestDataModelValid(t *testing.T) {
-	for _, c := range loadCases(t, "data-model/data-model-valid.json", 5) {
+	for _, c := range loadCases(t, "interop/data-model/data-model-valid.json", 5) {
 		rec, err := ParseRecordJSON(c.JSON)
 		if err != nil {
 			t.Errorf("%s: %v", c.Note, err)
@@ -157,7 +155,7 @@ func TestDataModelValid(t *testing.T) {
 }
 
 func TestDataModelValidIntegerLikeFloat(t *testing.T) {
-	c := loadCases(t, "data-model/data-model-valid.json", 5)[1]
+	c := loadCases(t, "interop/data-model/data-model-valid.json", 5)[1]
 	rec, err := ParseRecordJSON(c.JSON)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +181,7 @@ func TestDataModelInvalid(t *testing.T) {
 		"link with bogus CID":            ErrCID,
 		"link with extra fields":         ErrCID,
 	}
-	for _, c := range loadCases(t, "data-model/data-model-invalid.json", 12) {
+	for _, c := range loadCases(t, "interop/data-model/data-model-invalid.json", 12) {
 		_, err := ParseRecordJSON(c.JSON)
 		if err == nil {
 			t.Errorf("%s: accepted", c.Note)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // FuzzUnmarshal checks the canonical-form property: whatever the strict
@@ -15,10 +17,10 @@ import (
 // and that accepted values survive the JSON form.
 func FuzzUnmarshal(f *testing.F) {
 	for _, c := range strictCases {
-		f.Add(unhex(f, c.hex))
+		f.Add(testutil.Unhex(f, c.hex))
 	}
 	for _, c := range canonicalCases {
-		f.Add(unhex(f, c.hex))
+		f.Add(testutil.Unhex(f, c.hex))
 	}
 	for _, row := range loadDataModelFixtures(f) {
 		b, err := base64.RawStdEncoding.DecodeString(row.CBORBase64)
@@ -80,11 +82,9 @@ func FuzzFromJSON(f *testing.F) {
 	for _, row := range loadDataModelFixtures(f) {
 		f.Add([]byte(row.JSON))
 	}
-	for _, file := range []string{"data-model/data-model-valid.json", "data-model/data-model-invalid.json"} {
+	for _, file := range []string{"interop/data-model/data-model-valid.json", "interop/data-model/data-model-invalid.json"} {
 		var rows []dataModelCase
-		if err := json.Unmarshal(readFixture(f, file), &rows); err != nil {
-			f.Fatal(err)
-		}
+		testutil.FixtureJSON(f, file, &rows)
 		for _, r := range rows {
 			f.Add([]byte(r.JSON))
 		}

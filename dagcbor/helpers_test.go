@@ -1,55 +1,12 @@
 package dagcbor
 
 import (
-	"encoding/hex"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
-
-// fixturePath returns the path of an interop fixture file, given relative to
-// ../shared/fixtures/interop from the module root (the directory holding
-// go.mod). The fixtures are shared and never copied into the repository.
-func fixturePath(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	return filepath.Join(dir, "..", "shared", "fixtures", "interop", filepath.FromSlash(rel))
-}
-
-func readFixture(t testing.TB, rel string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(fixturePath(t, rel))
-	if err != nil {
-		t.Fatalf("reading fixture: %v", err)
-	}
-	return b
-}
-
-// unhex decodes hex written with optional spaces, as the tables write it.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex in test table %q: %v", s, err)
-	}
-	return b
-}
 
 // Test CIDs, written out by hand. digest11 is 32 bytes of 0x11.
 const (
@@ -61,18 +18,17 @@ const (
 
 func cid11(t testing.TB) cid.Cid {
 	t.Helper()
-	c, err := cid.Cast(unhex(t, cidBin11))
+	c, err := cid.Cast(testutil.Unhex(t, cidBin11))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func mustCID(t testing.TB, s string) cid.Cid {
-	t.Helper()
-	c, err := cid.Decode(s)
-	if err != nil {
-		t.Fatal(err)
+// nestedArrays wraps leaf in depth one-element arrays.
+func nestedArrays(leaf any, depth int) any {
+	for range depth {
+		leaf = []any{leaf}
 	}
-	return c
+	return leaf
 }

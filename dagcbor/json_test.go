@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 const (
@@ -79,7 +81,7 @@ var fromJSONCases = []struct {
 // fromJSONValue resolves the "link:" shorthand of the table.
 func fromJSONValue(t testing.TB, v any) any {
 	if s, ok := v.(string); ok && strings.HasPrefix(s, "link:") {
-		return mustCID(t, strings.TrimPrefix(s, "link:"))
+		return testutil.MustCID(t, strings.TrimPrefix(s, "link:"))
 	}
 	return v
 }
@@ -368,10 +370,7 @@ func TestToJSON(t *testing.T) {
 }
 
 func TestToJSONErrors(t *testing.T) {
-	deep := any(nil)
-	for range MaxDepth + 1 {
-		deep = []any{deep}
-	}
+	deep := nestedArrays(nil, MaxDepth+1)
 	cases := []struct {
 		name string
 		v    any

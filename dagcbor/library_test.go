@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // Why the decoder is hand-written: a general CBOR library, even configured
@@ -63,7 +65,7 @@ func TestGeneralLibraryAcceptsNonCanonical(t *testing.T) {
 		{"keys in RFC 8949 order", "a2 6162 02 626161 01", "a2 626161 01 6162 02", ErrKeyOrder},
 	}
 	for _, c := range cases {
-		canonical, other := unhex(t, c.canonical), unhex(t, c.other)
+		canonical, other := testutil.Unhex(t, c.canonical), testutil.Unhex(t, c.other)
 		var want, got any
 		if err := fx.Unmarshal(canonical, &want); err != nil {
 			t.Fatalf("%s: fxamacker on the canonical form: %v", c.name, err)
@@ -103,10 +105,10 @@ func TestGeneralLibraryAcceptsNonCanonical(t *testing.T) {
 		"1b 8000000000000000", // beyond int64
 	} {
 		var v any
-		if err := fx.Unmarshal(unhex(t, in), &v); err == nil {
+		if err := fx.Unmarshal(testutil.Unhex(t, in), &v); err == nil {
 			t.Errorf("%s: fxamacker strict mode accepts it", in)
 		}
-		if _, err := Unmarshal(unhex(t, in)); err == nil {
+		if _, err := Unmarshal(testutil.Unhex(t, in)); err == nil {
 			t.Errorf("%s: Unmarshal accepts it", in)
 		}
 	}

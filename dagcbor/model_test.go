@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 const blobLink = "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity" // from the fixtures
@@ -66,7 +68,7 @@ func TestParseRecordJSON(t *testing.T) {
 }
 
 func TestValidateRecordCBORSide(t *testing.T) {
-	ref := mustCID(t, blobLink)
+	ref := testutil.MustCID(t, blobLink)
 	cases := []struct {
 		name string
 		rec  map[string]any
@@ -76,7 +78,7 @@ func TestValidateRecordCBORSide(t *testing.T) {
 		{"nil map", nil, nil},
 		{"blob", map[string]any{"b": map[string]any{"$type": "blob", "ref": ref, "mimeType": "a/b", "size": int64(5)}}, nil},
 		{"legacy blob", map[string]any{"b": map[string]any{"cid": blobLink, "mimeType": "a/b"}}, nil},
-		{"non-blessed link", map[string]any{"l": mustCID(t, linkV0)}, nil},
+		{"non-blessed link", map[string]any{"l": testutil.MustCID(t, linkV0)}, nil},
 		{"$link key", map[string]any{"$link": blobLink}, ErrDataModel},
 		{"$bytes key", map[string]any{"x": map[string]any{"$bytes": []byte{}}}, ErrDataModel},
 		{"blob size not int64", map[string]any{"b": map[string]any{"$type": "blob", "ref": ref, "mimeType": "a/b", "size": 5}}, ErrDataModel},
@@ -121,7 +123,7 @@ func TestValidateRecordPath(t *testing.T) {
 }
 
 func TestUnmarshalRecord(t *testing.T) {
-	rec, err := UnmarshalRecord(unhex(t, "a2 6161 01 65 2474797065 6178")) // {"$type":"x","a":1}
+	rec, err := UnmarshalRecord(testutil.Unhex(t, "a2 6161 01 65 2474797065 6178")) // {"$type":"x","a":1}
 	if err != nil || rec["$type"] != "x" || rec["a"] != int64(1) {
 		t.Errorf("UnmarshalRecord = %v, %v", rec, err)
 	}
@@ -134,7 +136,7 @@ func TestUnmarshalRecord(t *testing.T) {
 		{"a1 6161 18 00", ErrNonMinimal},
 		{"a1 65 246c696e6b 01", ErrDataModel}, // $link key
 	} {
-		if _, err := UnmarshalRecord(unhex(t, c.hex)); !errors.Is(err, c.rule) {
+		if _, err := UnmarshalRecord(testutil.Unhex(t, c.hex)); !errors.Is(err, c.rule) {
 			t.Errorf("%s: %v, want %v", c.hex, err, c.rule)
 		}
 	}
@@ -145,7 +147,7 @@ func TestUnmarshalRecord(t *testing.T) {
 }
 
 func TestParseBlob(t *testing.T) {
-	ref := mustCID(t, blobLink)
+	ref := testutil.MustCID(t, blobLink)
 	b, err := ParseBlob(map[string]any{"$type": "blob", "ref": ref, "mimeType": "image/png", "size": int64(0)})
 	if err != nil || b != (Blob{Ref: ref, MimeType: "image/png", Size: 0}) {
 		t.Errorf("ParseBlob = %+v, %v", b, err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 type commitProofCase struct {
@@ -80,7 +82,7 @@ func invert(blocks MemBlocks, root cid.Cid, ops []invertOp, leaf cid.Cid) (cid.C
 // firehose/commit-proof-fixtures.json.
 func TestCommitProofFixtures(t *testing.T) {
 	var cases []commitProofCase
-	loadJSON(t, "firehose/commit-proof-fixtures.json", &cases)
+	testutil.FixtureJSON(t, "interop/firehose/commit-proof-fixtures.json", &cases)
 	if len(cases) != 6 {
 		t.Fatalf("fixture has %d cases, want 6", len(cases))
 	}
@@ -90,8 +92,8 @@ func TestCommitProofFixtures(t *testing.T) {
 }
 
 func runCommitProofCase(t *testing.T, tc commitProofCase) {
-	leaf := mustCID(t, tc.LeafValue)
-	before, after := mustCID(t, tc.RootBeforeCommit), mustCID(t, tc.RootAfterCommit)
+	leaf := testutil.MustCID(t, tc.LeafValue)
+	before, after := testutil.MustCID(t, tc.RootBeforeCommit), testutil.MustCID(t, tc.RootAfterCommit)
 
 	// 1. Build the tree before the commit; it lives in a full store.
 	tree := NewEmpty(nil)
@@ -147,10 +149,10 @@ func runCommitProofCase(t *testing.T, tc commitProofCase) {
 		blocks[c] = b
 	}
 	for _, s := range tc.BlocksInProof {
-		if _, ok := proofs[mustCID(t, s)]; !ok {
+		if _, ok := proofs[testutil.MustCID(t, s)]; !ok {
 			t.Errorf("covering proofs lack block %s", s)
 		}
-		if _, ok := blocks[mustCID(t, s)]; !ok {
+		if _, ok := blocks[testutil.MustCID(t, s)]; !ok {
 			t.Errorf("commit blocks lack block %s", s)
 		}
 	}

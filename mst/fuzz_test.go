@@ -1,7 +1,6 @@
 package mst
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"testing"
@@ -9,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // FuzzDecodeNode: no input panics; whatever decodes is the canonical
@@ -42,13 +42,7 @@ func FuzzDecodeNode(f *testing.F) {
 // bytes over the 156 interop example keys (heights 0 to 5) and checks a
 // tree, reloaded from its own blocks now and then, against a map.
 func FuzzOpsAgainstModel(f *testing.F) {
-	var universe []string
-	sc := bufio.NewScanner(bytes.NewReader(readFixture(f, "mst/example_keys.txt")))
-	for sc.Scan() {
-		if l := sc.Text(); l != "" && l[0] != '#' {
-			universe = append(universe, l)
-		}
-	}
+	universe := testutil.FixtureLines(f, "interop/mst/example_keys.txt")
 	f.Add([]byte{0, 1, 1, 0, 2, 2, 2, 1, 0, 3, 0, 0})
 	f.Add([]byte{0, 5, 1, 0, 11, 1, 0, 17, 1, 1, 5, 0, 1, 11, 0})
 	f.Add(bytes.Repeat([]byte{0, 7, 3, 2, 7, 0}, 10))

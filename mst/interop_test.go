@@ -1,11 +1,11 @@
 package mst
 
 import (
-	"bufio"
-	"bytes"
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 func TestKeyHeightsFixture(t *testing.T) {
@@ -13,7 +13,7 @@ func TestKeyHeightsFixture(t *testing.T) {
 		Key    string `json:"key"`
 		Height int    `json:"height"`
 	}
-	loadJSON(t, "mst/key_heights.json", &rows)
+	testutil.FixtureJSON(t, "interop/mst/key_heights.json", &rows)
 	if len(rows) != 9 {
 		t.Fatalf("fixture has %d rows, want 9", len(rows))
 	}
@@ -34,7 +34,7 @@ func TestCommonPrefixFixture(t *testing.T) {
 		Right string `json:"right"`
 		Len   int    `json:"len"`
 	}
-	loadJSON(t, "mst/common_prefix.json", &rows)
+	testutil.FixtureJSON(t, "interop/mst/common_prefix.json", &rows)
 	if len(rows) != 13 {
 		t.Fatalf("fixture has %d rows, want 13", len(rows))
 	}
@@ -46,14 +46,8 @@ func TestCommonPrefixFixture(t *testing.T) {
 }
 
 func TestExampleKeysFixture(t *testing.T) {
-	sc := bufio.NewScanner(bytes.NewReader(readFixture(t, "mst/example_keys.txt")))
-	n := 0
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		n++
+	lines := testutil.FixtureLines(t, "interop/mst/example_keys.txt")
+	for _, line := range lines {
 		want := int(line[1] - '0')
 		if got := HeightForKey([]byte(line)); got != want {
 			t.Errorf("HeightForKey(%q) = %d, want %d", line, got, want)
@@ -62,8 +56,8 @@ func TestExampleKeysFixture(t *testing.T) {
 			t.Errorf("CheckPath(%q): %v", line, err)
 		}
 	}
-	if n != 156 {
-		t.Fatalf("read %d keys, want 156", n)
+	if len(lines) != 156 {
+		t.Fatalf("read %d keys, want 156", len(lines))
 	}
 }
 
@@ -99,7 +93,7 @@ func TestKnownRoots(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			val := mustCID(t, leaf)
+			val := testutil.MustCID(t, leaf)
 			tree := NewEmpty(nil)
 			for _, k := range tc.keys {
 				if _, err := tree.Insert([]byte("com.example.record/"+k), val); err != nil {

@@ -4,12 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"slices"
 	"testing"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/mr-tron/base58"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 type signatureFixture struct {
@@ -29,9 +30,7 @@ const helloWorldCBOR = "a16568656c6c6f65776f726c64"
 
 func TestSignatureFixtures(t *testing.T) {
 	var rows []signatureFixture
-	if err := json.Unmarshal(readFixture(t, "crypto/signature-fixtures.json"), &rows); err != nil {
-		t.Fatal(err)
-	}
+	testutil.FixtureJSON(t, "interop/crypto/signature-fixtures.json", &rows)
 	if len(rows) != 6 {
 		t.Fatalf("%d signature fixtures, want 6", len(rows))
 	}
@@ -171,13 +170,11 @@ func TestW3CDIDKeyFixtures(t *testing.T) {
 		rows  int
 		parse func([]byte) (atcrypto.PrivateKey, error)
 	}{
-		{"crypto/w3c_didkey_K256.json", 5, func(b []byte) (atcrypto.PrivateKey, error) { return atcrypto.ParsePrivateBytesK256(b) }},
-		{"crypto/w3c_didkey_P256.json", 1, func(b []byte) (atcrypto.PrivateKey, error) { return atcrypto.ParsePrivateBytesP256(b) }},
+		{"interop/crypto/w3c_didkey_K256.json", 5, func(b []byte) (atcrypto.PrivateKey, error) { return atcrypto.ParsePrivateBytesK256(b) }},
+		{"interop/crypto/w3c_didkey_P256.json", 1, func(b []byte) (atcrypto.PrivateKey, error) { return atcrypto.ParsePrivateBytesP256(b) }},
 	} {
 		var rows []didKeyFixture
-		if err := json.Unmarshal(readFixture(t, c.file), &rows); err != nil {
-			t.Fatal(err)
-		}
+		testutil.FixtureJSON(t, c.file, &rows)
 		if len(rows) != c.rows {
 			t.Fatalf("%s: %d rows, want %d", c.file, len(rows), c.rows)
 		}

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/reservoir-atproto/reservoir/internal/testutil"
 )
 
 // syntaxKinds lists, for every identifier kind with interop syntax fixtures,
@@ -33,10 +35,10 @@ var syntaxKinds = []struct {
 // reason. They are asserted, not skipped: the test fails if indigo starts to
 // agree (drop the entry then) or if any other line diverges.
 var divergences = map[string]map[string]string{
-	"syntax/language_syntax_valid.txt": {
+	"interop/syntax/language_syntax_valid.txt": {
 		"X-fr-CH": "ParseLanguage's regex requires a lowercase primary subtag; RFC 5646 §2.1.1 makes subtags case-insensitive, so the private-use 'X' is valid",
 	},
-	"syntax/language_parse_invalid.txt": {
+	"interop/syntax/language_parse_invalid.txt": {
 		"de-DE-1901-1901":               "ParseLanguage is a syntax-only regex (documented as partial/naive): it does not reject repeated variants",
 		"en-rozaj-ROZAJ":                "ParseLanguage does not reject repeated variants (case-insensitive match)",
 		"en-a-foo-a-bar":                "ParseLanguage does not reject repeated extension singletons",
@@ -75,10 +77,10 @@ func checkLines(t *testing.T, file string, lines []string, wantOK bool, parse fu
 func TestSyntaxFixtures(t *testing.T) {
 	for _, kind := range syntaxKinds {
 		t.Run(kind.name, func(t *testing.T) {
-			validFile := "syntax/" + kind.name + "_syntax_valid.txt"
-			invalidFile := "syntax/" + kind.name + "_syntax_invalid.txt"
-			valid := fixtureLines(t, validFile)
-			invalid := fixtureLines(t, invalidFile)
+			validFile := "interop/syntax/" + kind.name + "_syntax_valid.txt"
+			invalidFile := "interop/syntax/" + kind.name + "_syntax_invalid.txt"
+			valid := testutil.FixtureLines(t, validFile)
+			invalid := testutil.FixtureLines(t, invalidFile)
 			if len(valid) != kind.valid || len(invalid) != kind.invalid {
 				t.Fatalf("fixture sizes: %d valid, %d invalid; want %d, %d",
 					len(valid), len(invalid), kind.valid, kind.invalid)
@@ -95,8 +97,8 @@ func TestSyntaxFixtures(t *testing.T) {
 // time.Parse(time.RFC3339Nano) and rejects times before year zero.
 // ParseDatetimeTime goes through the same check.
 func TestDatetimeParseInvalid(t *testing.T) {
-	const file = "syntax/datetime_parse_invalid.txt"
-	lines := fixtureLines(t, file)
+	const file = "interop/syntax/datetime_parse_invalid.txt"
+	lines := testutil.FixtureLines(t, file)
 	if len(lines) != 7 {
 		t.Fatalf("%d entries, want 7", len(lines))
 	}
@@ -110,8 +112,8 @@ func TestDatetimeParseInvalid(t *testing.T) {
 // all of them (see divergences): a language tag reaching reservoir is checked
 // for syntax only.
 func TestLanguageParseInvalid(t *testing.T) {
-	const file = "syntax/language_parse_invalid.txt"
-	lines := fixtureLines(t, file)
+	const file = "interop/syntax/language_parse_invalid.txt"
+	lines := testutil.FixtureLines(t, file)
 	if len(lines) != 4 {
 		t.Fatalf("%d entries, want 4", len(lines))
 	}
