@@ -48,7 +48,9 @@
 // equal subtrees. Edits only mark the nodes on their path dirty: Root encodes
 // each dirty node once, bottom-up, so a thousand inserts cost one encoding
 // per changed node, not per insert. NewBlocks then lists the nodes whose CID
-// is new since the tree was loaded (what a commit must carry). An edit that
+// is new since the tree was loaded (what a commit must carry), and
+// RemovedBlocks the loaded nodes the root no longer reaches (what the commit
+// made garbage). An edit that
 // fails, for example on a missing block, leaves the tree as it was.
 //
 // # Partial trees and inversion

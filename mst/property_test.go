@@ -3,6 +3,7 @@ package mst
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"math/rand"
 	"slices"
 	"sort"
@@ -587,5 +588,51 @@ func TestWalkFrom(t *testing.T) {
 	boom := errors.New("boom")
 	if err := tree.Walk(nil, func([]byte, cid.Cid) error { return boom }); err != boom {
 		t.Fatalf("Walk returned %v, want the callback's error", err)
+	}
+}
+
+// TestRemovedBlocks: after random commits on a loaded tree, RemovedBlocks is
+// exactly the nodes reachable before and not after, and NewBlocks the nodes
+// reachable after and not before.
+func TestRemovedBlocks(t *testing.T) {
+	for _, seed := range seeds {
+		r := rand.New(rand.NewSource(seed))
+		for round := 0; round < 30; round++ {
+			model := randKeySet(r, r.Intn(1200))
+			store := MemBlocks{}
+			before := refBuild(t, model, store)
+			tree, err := Load(store, before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, op := range randCommit(r, model, sortedKeys(model), 1+r.Intn(30)) {
+				if op.new.Defined() {
+					_, err = tree.Insert([]byte(op.key), op.new)
+				} else {
+					_, err = tree.Delete([]byte(op.key))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			after := mustRoot(t, tree)
+			got := map[cid.Cid]bool{}
+			if err := tree.RemovedBlocks(func(c cid.Cid) error {
+				if got[c] {
+					t.Fatalf("seed %d round %d: %s reported twice", seed, round, c)
+				}
+				got[c] = true
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := tree.NewBlocks(func(c cid.Cid, b []byte) error { store[c] = b; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			old, cur := reachable(t, store, before), reachable(t, store, after)
+			if want := minusSet(old, cur); !maps.Equal(got, want) {
+				t.Fatalf("seed %d round %d: removed %d nodes, want %d", seed, round, len(got), len(want))
+			}
+		}
 	}
 }

@@ -17,9 +17,10 @@ import (
 type Tree struct {
 	bg     BlockGetter
 	root   link
-	height int    // the root's height
-	buf    []byte // encoding scratch
-	arena  []byte // holds copies of inserted keys
+	height int       // the root's height
+	buf    []byte    // encoding scratch
+	arena  []byte    // holds copies of inserted keys
+	loaded []cid.Cid // every node read from bg, for RemovedBlocks
 }
 
 // keyCopy returns a copy of key that the tree owns. Copies are carved from
@@ -60,7 +61,7 @@ func Load(bg BlockGetter, root cid.Cid) (*Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mst: load root %s: %w", root, err)
 	}
-	return &Tree{bg: bg, root: link{cid: root, n: n}, height: n.height}, nil
+	return &Tree{bg: bg, root: link{cid: root, n: n}, height: n.height, loaded: []cid.Cid{root}}, nil
 }
 
 // load returns the node l points at, reading and decoding it if it is a stub.
@@ -81,6 +82,7 @@ func (t *Tree) load(l *link, height int) (*node, error) {
 		return nil, fmt.Errorf("node %s at height %d: %w", l.cid, height, err)
 	}
 	l.n = n
+	t.loaded = append(t.loaded, l.cid)
 	return n, nil
 }
 
@@ -210,4 +212,39 @@ func (t *Tree) NewBlocks(fn func(c cid.Cid, data []byte) error) error {
 		return nil
 	}
 	return visit(t.root.n)
+}
+
+// RemovedBlocks calls fn for every node block the tree had when loaded that
+// the current root no longer reaches: what a commit makes garbage. It calls
+// Root first. A node can only leave the tree after an edit read it, so the
+// nodes read so far are the only candidates.
+func (t *Tree) RemovedBlocks(fn func(c cid.Cid) error) error {
+	if _, err := t.Root(); err != nil {
+		return err
+	}
+	live := make(map[cid.Cid]struct{}, len(t.loaded))
+	var visit func(l link)
+	visit = func(l link) {
+		if l.n == nil {
+			if l.cid.Defined() {
+				live[l.cid] = struct{}{}
+			}
+			return
+		}
+		live[l.n.cid] = struct{}{}
+		for _, k := range l.n.kids {
+			visit(k)
+		}
+	}
+	visit(t.root)
+	for _, c := range t.loaded {
+		if _, ok := live[c]; ok {
+			continue
+		}
+		live[c] = struct{}{} // report each CID once
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
