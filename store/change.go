@@ -1,0 +1,100 @@
+package store
+
+import (
+	"time"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Block is a content-addressed block of a repository.
+type Block struct {
+	CID  cid.Cid
+	Data []byte
+}
+
+// DeadBlock is a live block that a change makes unreachable: it moves to the
+// history area, kept for the history window. Rev is the rev it was stored
+// with (to drop its rev-index entry); Data is its bytes.
+type DeadBlock struct {
+	CID  cid.Cid
+	Rev  string
+	Data []byte
+}
+
+// RecordWrite sets (CID defined) or removes (cid.Undef) a record-index entry.
+type RecordWrite struct {
+	Path string // collection/rkey
+	CID  cid.Cid
+}
+
+// RefCount is the new number of record paths that point at a record CID.
+type RefCount struct {
+	CID   cid.Cid
+	Count uint64
+}
+
+// CollectionCount is the new number of records a repository has in a
+// collection. A count of zero removes the repository from the collection
+// index; going from zero to one adds it.
+type CollectionCount struct {
+	Collection string
+	Count      uint64
+}
+
+// FrameEncoder appends the complete firehose frame of an event (header and
+// body, DAG-CBOR) with the seq the committer assigns. It runs once, inside
+// the committer, so it must be quick and must not block.
+type FrameEncoder func(b []byte, seq int64) []byte
+
+// Change is one atomic change to one repository: everything in it lands in
+// the store together, or none of it does (invariant 1). It is prepared by
+// the one writer of that repository (host or relay, under the repository's
+// lock), who reads the current state first; the committer applies it without
+// reading, assigning seqs in commit order.
+type Change struct {
+	// Account, when set, is written as the account record. A zero UID
+	// creates the account: the store assigns the UID, and refuses the change
+	// if the DID exists. Otherwise UID names the repository the change is
+	// about and Account may be nil.
+	Account *Account
+	UID     uint64
+
+	// Secret, when non-nil, replaces the account's signing secrets.
+	Secret []byte
+
+	// Head, when set, becomes the repository's head; NewBlocks are stored
+	// with its rev.
+	Head      *Head
+	NewBlocks []Block
+	Dead      []DeadBlock
+
+	Records     []RecordWrite
+	RefCounts   []RefCount
+	Collections []CollectionCount
+
+	// Events are appended to the event log in order, each with its own seq.
+	Events []FrameEncoder
+
+	// PurgeEvents lists earlier events of this account to delete from the
+	// log (an account deletion), by seq.
+	PurgeEvents []int64
+
+	// Delete removes every block, record, count, secret and index entry of
+	// the repository. The account record stays (with the status the Account
+	// field gives) so that the DID keeps its UID and status.
+	Delete bool
+}
+
+// Result is what Apply reports about an applied change.
+type Result struct {
+	UID  uint64
+	Seqs []int64 // one per event, in order
+}
+
+// CommittedEvent is an event as it landed in the log.
+type CommittedEvent struct {
+	Seq   int64
+	UID   uint64
+	Time  time.Time
+	Frame []byte
+}

@@ -1,0 +1,216 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ErrExists is returned when a change creates an account whose DID the store
+// already has.
+var ErrExists = errors.New("account already exists")
+
+// commitLoop is the committer: it takes the first waiting change, adds as
+// many more as are queued (up to MaxGroup), writes them in one batch with
+// one fsync, then answers them all. Seqs are assigned here, in commit order.
+func (d *DB) commitLoop() {
+	defer d.wg.Done()
+	group := make([]*request, 0, d.opts.MaxGroup)
+	for {
+		select {
+		case r := <-d.reqs:
+			group = append(group[:0], r)
+		case <-d.closing:
+			// Submitters are gone (Close holds the lock); commit what is queued.
+			for {
+				select {
+				case r := <-d.reqs:
+					d.commitGroup([]*request{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(group) < d.opts.MaxGroup {
+			select {
+			case r := <-d.reqs:
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		d.commitGroup(group)
+	}
+}
+
+// commitGroup applies a group of requests in one durable batch. A change
+// refused on its own (ErrExists) is answered alone and left out; an error of
+// the batch itself fails the whole group and changes nothing.
+func (d *DB) commitGroup(group []*request) {
+	b := d.db.NewBatch()
+	defer b.Close()
+	seq := d.lastSeq.Load()
+	uid := d.nextUID
+	now := d.opts.Now()
+	var events []CommittedEvent
+	results := make([]result, len(group))
+	creating := map[string]bool{}
+	for i, req := range group {
+		if req.job != nil {
+			results[i].err = req.job(b)
+			continue
+		}
+		c := req.change
+		if c.Account != nil && c.Account.UID == 0 {
+			if creating[c.Account.DID] || d.exists(accountKey(c.Account.DID)) {
+				results[i].err = fmt.Errorf("store: creating %s: %w", c.Account.DID, ErrExists)
+				continue
+			}
+			creating[c.Account.DID] = true
+			uid++
+			c.Account.UID = uid
+			c.UID = uid
+		}
+		if c.UID == 0 {
+			results[i].err = errors.New("store: change names no account")
+			continue
+		}
+		results[i].res.UID = c.UID
+		if err := checkChange(c); err != nil {
+			results[i].err = err
+			continue
+		}
+		seqs, evs := writeChange(b, c, seq, now)
+		seq += int64(len(seqs))
+		results[i].res.Seqs = seqs
+		events = append(events, evs...)
+	}
+	b.Set(metaSeq, binary.BigEndian.AppendUint64(nil, uint64(seq)), nil)
+	b.Set(metaUID, binary.BigEndian.AppendUint64(nil, uid), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		err = fmt.Errorf("store: commit: %w", err)
+		d.log.Error("group commit failed", "err", err, "changes", len(group))
+		for _, req := range group {
+			req.done <- result{err: err}
+		}
+		return
+	}
+	d.nextUID = uid
+	d.lastSeq.Store(seq)
+	for i, req := range group {
+		req.done <- results[i]
+	}
+	if len(events) > 0 && d.opts.OnCommit != nil {
+		d.opts.OnCommit(events)
+	}
+}
+
+func (d *DB) exists(key []byte) bool {
+	_, closer, err := d.db.Get(key)
+	if err != nil {
+		return false
+	}
+	closer.Close()
+	return true
+}
+
+// checkChange refuses a malformed change before any of it is written.
+func checkChange(c *Change) error {
+	if a := c.Account; a != nil && a.UID != c.UID {
+		return fmt.Errorf("store: change for uid %d carries the account of uid %d", c.UID, a.UID)
+	}
+	if h := c.Head; h != nil && len(h.Rev) != revLen {
+		return fmt.Errorf("store: head rev %q is not a TID", h.Rev)
+	}
+	if c.Head == nil && len(c.NewBlocks) > 0 {
+		return errors.New("store: new blocks without a new head")
+	}
+	return nil
+}
+
+// writeChange adds one checked change to the batch. It only writes; every
+// value it needs is in the change.
+func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64, []CommittedEvent) {
+	uid := c.UID
+	if a := c.Account; a != nil {
+		b.Set(accountKey(a.DID), encodeAccount(a), nil)
+		b.Set(uidKey(tUID, uid), []byte(a.DID), nil)
+	}
+	if c.Delete {
+		for _, t := range []byte{tHead, tBlock, tRev, tDead, tRecord, tRefCount, tCollCount, tSecret, tBlob} {
+			p := uidKey(t, uid)
+			b.DeleteRange(p, prefixEnd(p), nil)
+		}
+	}
+	if c.Secret != nil {
+		b.Set(uidKey(tSecret, uid), c.Secret, nil)
+	}
+	died := now.UnixNano()
+	for _, blk := range c.Dead {
+		b.Delete(keyUIDCID(tBlock, uid, blk.CID), nil)
+		if blk.Rev != "" {
+			b.Delete(revKey(uid, blk.Rev, blk.CID), nil)
+		}
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(blk.Data)), uint64(died))
+		b.Set(keyUIDCID(tDead, uid, blk.CID), append(v, blk.Data...), nil)
+		b.Set(gcKey(died, uid, blk.CID), nil, nil)
+	}
+	if h := c.Head; h != nil {
+		b.Set(uidKey(tHead, uid), encodeHead(*h), nil)
+		for _, blk := range c.NewBlocks {
+			v := make([]byte, 0, revLen+len(blk.Data))
+			v = append(append(v, h.Rev...), blk.Data...)
+			b.Set(keyUIDCID(tBlock, uid, blk.CID), v, nil)
+			b.Set(revKey(uid, h.Rev, blk.CID), nil, nil)
+		}
+	}
+	for _, r := range c.Records {
+		k := keyUIDString(tRecord, uid, r.Path)
+		if r.CID.Defined() {
+			b.Set(k, []byte(r.CID.KeyString()), nil)
+		} else {
+			b.Delete(k, nil)
+		}
+	}
+	for _, rc := range c.RefCounts {
+		k := keyUIDCID(tRefCount, uid, rc.CID)
+		if rc.Count > 0 {
+			b.Set(k, binary.AppendUvarint(nil, rc.Count), nil)
+		} else {
+			b.Delete(k, nil)
+		}
+	}
+	for _, cc := range c.Collections {
+		k := keyUIDString(tCollCount, uid, cc.Collection)
+		if cc.Count > 0 {
+			b.Set(k, binary.AppendUvarint(nil, cc.Count), nil)
+			b.Set(collIndexKey(cc.Collection, uid), nil, nil)
+		} else {
+			b.Delete(k, nil)
+			b.Delete(collIndexKey(cc.Collection, uid), nil)
+		}
+	}
+	for _, s := range c.PurgeEvents {
+		b.Delete(eventKey(s), nil)
+		b.Delete(eventByUIDKey(uid, s), nil)
+	}
+	var seqs []int64
+	var evs []CommittedEvent
+	for _, enc := range c.Events {
+		seq++
+		v := make([]byte, 16, 512)
+		binary.BigEndian.PutUint64(v, uint64(now.UnixNano()))
+		binary.BigEndian.PutUint64(v[8:], uid)
+		v = enc(v, seq)
+		b.Set(eventKey(seq), v, nil)
+		b.Set(eventByUIDKey(uid, seq), nil, nil)
+		seqs = append(seqs, seq)
+		evs = append(evs, CommittedEvent{Seq: seq, UID: uid, Time: now, Frame: v[16:]})
+	}
+	return seqs, evs
+}

@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configures Open. The zero value of every field but Dir has a
+// default (see EnsureDefaults).
+type Options struct {
+	// Dir is the data directory. Ignored when InMemory is set.
+	Dir string
+	// InMemory keeps everything in memory (tests).
+	InMemory bool
+	// Logger receives the store's logs; default: discard.
+	Logger *slog.Logger
+	// HistoryWindow is how long superseded blocks stay readable. Default 72h.
+	HistoryWindow time.Duration
+	// EventWindow is how long events stay in the log. Default 72h.
+	EventWindow time.Duration
+	// GCInterval is how often expired history and events are removed.
+	// Default 1m; negative disables the background collector (tests call
+	// CollectGarbage themselves).
+	GCInterval time.Duration
+	// MaxGroup bounds how many changes one commit (one fsync) carries.
+	// Default 256.
+	MaxGroup int
+	// QueueLen bounds the changes waiting for the committer; Apply blocks
+	// (or gives up with its context) beyond it. Default 1024.
+	QueueLen int
+	// CacheSize is Pebble's block cache in bytes. Default 256 MiB.
+	CacheSize int64
+	// OnCommit is called by the committer after each durable group with the
+	// events it added, in seq order. It must not block: hand the events to a
+	// bounded queue.
+	OnCommit func([]CommittedEvent)
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// EnsureDefaults fills in the defaults of unset fields.
+func (o *Options) EnsureDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.HistoryWindow == 0 {
+		o.HistoryWindow = 72 * time.Hour
+	}
+	if o.EventWindow == 0 {
+		o.EventWindow = 72 * time.Hour
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = time.Minute
+	}
+	if o.MaxGroup <= 0 {
+		o.MaxGroup = 256
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = 1024
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 256 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// DB is the store on Pebble. It is safe for concurrent use: reads go
+// straight to Pebble; every change goes through one committer goroutine,
+// which batches changes into group commits and assigns seqs.
+type DB struct {
+	db   *pebble.DB
+	opts Options
+	log  *slog.Logger
+
+	reqs    chan *request
+	closing chan struct{}
+	wg      sync.WaitGroup
+
+	lastSeq atomic.Int64 // newest durable seq
+	nextUID uint64       // committer only
+
+	mu     sync.RWMutex // held shared while submitting, exclusively to close
+	closed bool
+}
+
+// ErrClosed is returned by calls on a closed DB.
+var ErrClosed = errors.New("store: closed")
+
+// Open opens (or creates) the store.
+func Open(opts Options) (*DB, error) {
+	opts.EnsureDefaults()
+	po := &pebble.Options{
+		Cache:  pebble.NewCache(opts.CacheSize),
+		Logger: pebbleLogger{opts.Logger},
+	}
+	defer po.Cache.Unref()
+	// zstd on the lower levels, where nearly all data ends up: repo blocks
+	// compress to well under the size of their CAR (performance goal P7).
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	dir := opts.Dir
+	if opts.InMemory {
+		po.FS = vfs.NewMem()
+		dir = ""
+	} else if dir == "" {
+		return nil, errors.New("store: no data directory")
+	}
+	pdb, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", dir, err)
+	}
+	d := &DB{
+		db:      pdb,
+		opts:    opts,
+		log:     opts.Logger,
+		reqs:    make(chan *request, opts.QueueLen),
+		closing: make(chan struct{}),
+	}
+	if err := d.loadMeta(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	d.wg.Add(1)
+	go d.commitLoop()
+	if opts.GCInterval > 0 {
+		d.wg.Add(1)
+		go d.gcLoop()
+	}
+	return d, nil
+}
+
+func (d *DB) loadMeta() error {
+	seq, err := d.getUint(metaSeq)
+	if err != nil {
+		return err
+	}
+	uid, err := d.getUint(metaUID)
+	if err != nil {
+		return err
+	}
+	d.lastSeq.Store(int64(seq))
+	d.nextUID = uid
+	return nil
+}
+
+func (d *DB) getUint(key []byte) (uint64, error) {
+	v, closer, err := d.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: reading %q: %w", key, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("store: %q: corrupt value", key)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Close stops the committer and the collector (changes already queued are
+// committed first) and closes Pebble.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	already := d.closed
+	d.closed = true
+	d.mu.Unlock()
+	if already {
+		return nil
+	}
+	close(d.closing)
+	d.wg.Wait()
+	return d.db.Close()
+}
+
+// LastSeq is the newest durable event seq (0 before the first event).
+func (d *DB) LastSeq() int64 { return d.lastSeq.Load() }
+
+// request is one Apply call (or an internal job) waiting for the committer.
+type request struct {
+	change *Change
+	job    func(b *pebble.Batch) error // internal maintenance, instead of change
+	done   chan result
+}
+
+type result struct {
+	res Result
+	err error
+}
+
+// Apply commits one change durably and returns the UID and the seqs of its
+// events. ctx bounds only the wait for a place in the queue: once queued, a
+// change is committed (or fails) and Apply waits for that outcome.
+func (d *DB) Apply(ctx context.Context, c *Change) (Result, error) {
+	r, err := d.submit(ctx, &request{change: c, done: make(chan result, 1)})
+	return r.res, err
+}
+
+func (d *DB) submit(ctx context.Context, req *request) (result, error) {
+	d.mu.RLock()
+	if d.closed {
+		d.mu.RUnlock()
+		return result{}, ErrClosed
+	}
+	select {
+	case d.reqs <- req:
+	case <-ctx.Done():
+		d.mu.RUnlock()
+		return result{}, ctx.Err()
+	}
+	d.mu.RUnlock()
+	r := <-req.done
+	return r, r.err
+}
+
+// pebbleLogger sends Pebble's logs to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debug(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"encoding/binary"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Tables: the first byte of every key. The layout is documented in doc.go.
+const (
+	tMeta       byte = 0x00
+	tAccount    byte = 0x01 // did → account
+	tUID        byte = 0x02 // uid → did
+	tHead       byte = 0x03 // uid → head
+	tBlock      byte = 0x04 // uid cid → rev data          (live blocks)
+	tRev        byte = 0x05 // uid rev cid → ∅             (live blocks by rev)
+	tDead       byte = 0x06 // uid cid → died data          (superseded blocks)
+	tGC         byte = 0x07 // died uid cid → ∅             (superseded blocks by time)
+	tRecord     byte = 0x08 // uid collection/rkey → cid
+	tRefCount   byte = 0x09 // uid cid → count              (record CIDs)
+	tCollCount  byte = 0x0a // uid collection → count
+	tCollIndex  byte = 0x0b // collection 0x00 uid → ∅
+	tEvent      byte = 0x0c // seq → time frame
+	tEventByUID byte = 0x0d // uid seq → ∅
+	tSecret     byte = 0x0e // uid → signing secrets of hosted accounts
+	tBlob       byte = 0x0f // uid cid → blob metadata
+)
+
+var (
+	metaSeq = []byte{tMeta, 's', 'e', 'q'}
+	metaUID = []byte{tMeta, 'u', 'i', 'd'}
+)
+
+// revLen is the length of a TID rev.
+const revLen = 13
+
+func appendUID(b []byte, uid uint64) []byte { return binary.BigEndian.AppendUint64(b, uid) }
+
+func uidKey(table byte, uid uint64) []byte { return appendUID([]byte{table}, uid) }
+
+func keyUIDString(table byte, uid uint64, s string) []byte {
+	b := make([]byte, 0, 9+len(s))
+	b = append(b, table)
+	b = appendUID(b, uid)
+	return append(b, s...)
+}
+
+func keyUIDCID(table byte, uid uint64, c cid.Cid) []byte {
+	return keyUIDString(table, uid, c.KeyString())
+}
+
+func accountKey(did string) []byte { return append([]byte{tAccount}, did...) }
+
+func revKey(uid uint64, rev string, c cid.Cid) []byte {
+	b := make([]byte, 0, 9+revLen+36)
+	b = append(b, tRev)
+	b = appendUID(b, uid)
+	b = append(b, rev...)
+	return append(b, c.KeyString()...)
+}
+
+func gcKey(died int64, uid uint64, c cid.Cid) []byte {
+	b := make([]byte, 0, 17+36)
+	b = append(b, tGC)
+	b = binary.BigEndian.AppendUint64(b, uint64(died))
+	b = appendUID(b, uid)
+	return append(b, c.KeyString()...)
+}
+
+func collIndexKey(collection string, uid uint64) []byte {
+	b := make([]byte, 0, len(collection)+10)
+	b = append(b, tCollIndex)
+	b = append(b, collection...)
+	b = append(b, 0)
+	return appendUID(b, uid)
+}
+
+func eventKey(seq int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{tEvent}, uint64(seq))
+}
+
+func eventByUIDKey(uid uint64, seq int64) []byte {
+	return binary.BigEndian.AppendUint64(uidKey(tEventByUID, uid), uint64(seq))
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // p is all 0xff: no upper bound
+}
