@@ -59,6 +59,11 @@ type Change struct {
 	Account *Account
 	UID     uint64
 
+	// OldHandle, when set, is removed from the handle index (the account's
+	// handle changed or the account is deleted). The index maps every
+	// account record's Handle to its DID.
+	OldHandle string
+
 	// Secret, when non-nil, replaces the account's signing secrets.
 	Secret []byte
 

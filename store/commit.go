@@ -14,6 +14,10 @@ import (
 // already has.
 var ErrExists = errors.New("account already exists")
 
+// ErrHandleTaken is returned when a change gives an account a handle that
+// another account has.
+var ErrHandleTaken = errors.New("handle taken")
+
 // commitLoop is the committer: it takes the first waiting change, adds as
 // many more as are queued (up to MaxGroup), writes them in one batch with
 // one fsync, then answers them all. Seqs are assigned here, in commit order.
@@ -60,6 +64,7 @@ func (d *DB) commitGroup(group []*request) {
 	var events []CommittedEvent
 	results := make([]result, len(group))
 	creating := map[string]bool{}
+	handles := map[string]string{} // handle → DID claimed in this group
 	for i, req := range group {
 		if req.job != nil {
 			results[i].err = req.job(b)
@@ -79,6 +84,19 @@ func (d *DB) commitGroup(group []*request) {
 		if c.UID == 0 {
 			results[i].err = errors.New("store: change names no account")
 			continue
+		}
+		if a := c.Account; a != nil && a.Handle != "" && a.Handle != c.OldHandle {
+			owner, claimed := handles[a.Handle]
+			if !claimed {
+				if v, err := d.get(handleKey(a.Handle)); err == nil {
+					owner, claimed = string(v), true
+				}
+			}
+			if claimed && owner != a.DID {
+				results[i].err = fmt.Errorf("store: handle %s: %w", a.Handle, ErrHandleTaken)
+				continue
+			}
+			handles[a.Handle] = a.DID
 		}
 		results[i].res.UID = c.UID
 		if err := checkChange(c); err != nil {
@@ -140,6 +158,12 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 	if a := c.Account; a != nil {
 		b.Set(accountKey(a.DID), encodeAccount(a), nil)
 		b.Set(uidKey(tUID, uid), []byte(a.DID), nil)
+		if c.OldHandle != "" && c.OldHandle != a.Handle {
+			b.Delete(handleKey(c.OldHandle), nil)
+		}
+		if a.Handle != "" {
+			b.Set(handleKey(a.Handle), []byte(a.DID), nil)
+		}
 	}
 	if c.Delete {
 		for _, t := range []byte{tHead, tBlock, tRev, tDead, tRecord, tRefCount, tCollCount, tSecret, tBlob} {

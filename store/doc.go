@@ -40,6 +40,7 @@
 //	0d uid seq                → ∅                           events per account
 //	0e uid                    → signing secrets (hosted accounts)
 //	0f uid cid                → blob metadata
+//	10 handle                 → did                         handle index
 //
 // # Live blocks and history
 //

@@ -24,6 +24,7 @@ const (
 	tEventByUID byte = 0x0d // uid seq → ∅
 	tSecret     byte = 0x0e // uid → signing secrets of hosted accounts
 	tBlob       byte = 0x0f // uid cid → blob metadata
+	tHandle     byte = 0x10 // handle → did
 )
 
 var (
@@ -94,3 +95,5 @@ func prefixEnd(p []byte) []byte {
 	}
 	return nil // p is all 0xff: no upper bound
 }
+
+func handleKey(handle string) []byte { return append([]byte{tHandle}, handle...) }

@@ -51,6 +51,12 @@ func (d *DB) head(uid uint64) (Head, error) {
 	return decodeHead(v)
 }
 
+// DIDForHandle returns the DID of the account with this handle.
+func (d *DB) DIDForHandle(handle string) (string, error) {
+	v, err := d.get(handleKey(handle))
+	return string(v), err
+}
+
 // Accounts returns up to limit accounts with a UID greater than after, in UID
 // (creation) order.
 func (d *DB) Accounts(after uint64, limit int) ([]*Account, error) {

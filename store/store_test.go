@@ -377,3 +377,29 @@ func TestClosedDB(t *testing.T) {
 		t.Fatalf("apply after close: %v", err)
 	}
 }
+
+func TestHandleIndex(t *testing.T) {
+	db := openMem(t, Options{})
+	ctx := context.Background()
+	res, err := db.Apply(ctx, &Change{Account: &Account{DID: "did:plc:a", Handle: "a.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Apply(ctx, &Change{Account: &Account{DID: "did:plc:b", Handle: "a.test"}}); !errors.Is(err, ErrHandleTaken) {
+		t.Fatalf("second account with the same handle: %v", err)
+	}
+	if did, _ := db.DIDForHandle("a.test"); did != "did:plc:a" {
+		t.Fatalf("handle index: %q", did)
+	}
+	a, _ := db.Account("did:plc:a")
+	a.Handle = "a2.test"
+	if _, err := db.Apply(ctx, &Change{UID: res.UID, Account: a, OldHandle: "a.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DIDForHandle("a.test"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("old handle still indexed")
+	}
+	if _, err := db.Apply(ctx, &Change{Account: &Account{DID: "did:plc:b", Handle: "a.test"}}); err != nil {
+		t.Fatalf("freed handle not available: %v", err)
+	}
+}

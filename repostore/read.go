@@ -1,0 +1,111 @@
+package repostore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/car"
+	"github.com/reservoir-atproto/reservoir/repo"
+	"github.com/reservoir-atproto/reservoir/store"
+)
+
+// ErrNoHead is returned for a repository without a commit.
+var ErrNoHead = errors.New("repository has no commit")
+
+// WriteRepo streams the repository as a CAR whose root is the head commit:
+// every live block (the commit, all MST nodes, all records), or with since
+// set only the blocks that commits after that rev stored. Blocks come in
+// store order, which consumers must accept (any order is valid). Memory
+// stays constant whatever the repository's size.
+func (r *Repos) WriteRepo(w io.Writer, a *store.Account, since string) error {
+	if !a.Head.Defined() {
+		return ErrNoHead
+	}
+	cw, err := car.NewWriter(w, []cid.Cid{a.Head.Commit})
+	if err != nil {
+		return err
+	}
+	if since == "" {
+		err = r.DB.LiveBlocks(a.UID, cw.WriteBlock)
+	} else {
+		err = r.DB.BlocksSince(a.UID, since, cw.WriteBlock)
+	}
+	if err != nil {
+		return err
+	}
+	return cw.Flush()
+}
+
+// RecordProof returns the getRecord CAR for path: the head commit, the
+// MST nodes that prove the record present or absent, and the record block
+// when present.
+func (r *Repos) RecordProof(a *store.Account, path string) (carBytes []byte, found bool, err error) {
+	if !a.Head.Defined() {
+		return nil, false, ErrNoHead
+	}
+	buf := car.AppendHeader(nil, a.Head.Commit)
+	found, err = repo.RecordProof(r.Blocks(a.UID), a.Head.Commit, path, func(c cid.Cid, data []byte) error {
+		buf = car.AppendBlock(buf, c, data)
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return buf, found, nil
+}
+
+// MissingBlocksError lists the CIDs a getBlocks request asked for that the
+// repository does not have.
+type MissingBlocksError struct{ CIDs []cid.Cid }
+
+func (e *MissingBlocksError) Error() string {
+	return fmt.Sprintf("repostore: %d blocks not found, first %s", len(e.CIDs), e.CIDs[0])
+}
+
+// WriteBlocks writes a zero-root CAR of the requested blocks of the
+// repository (live or inside the history window). Nothing is written when
+// any is missing: the error is a *MissingBlocksError.
+func (r *Repos) WriteBlocks(w io.Writer, a *store.Account, cids []cid.Cid) error {
+	blocks := make([][]byte, len(cids))
+	var missing []cid.Cid
+	for i, c := range cids {
+		data, _, err := r.DB.Block(a.UID, c)
+		if errors.Is(err, store.ErrNotFound) {
+			missing = append(missing, c)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		blocks[i] = data
+	}
+	if len(missing) > 0 {
+		return &MissingBlocksError{CIDs: missing}
+	}
+	cw, err := car.NewWriter(w, nil)
+	if err != nil {
+		return err
+	}
+	for i, c := range cids {
+		if err := cw.WriteBlock(c, blocks[i]); err != nil {
+			return err
+		}
+	}
+	return cw.Flush()
+}
+
+// Record returns a record's CID and bytes, or store.ErrNotFound.
+func (r *Repos) Record(a *store.Account, path string) (cid.Cid, []byte, error) {
+	c, err := r.DB.Record(a.UID, path)
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	data, _, err := r.DB.Block(a.UID, c)
+	if err != nil {
+		return cid.Undef, nil, fmt.Errorf("repostore: record %s at %s: %w", c, path, err)
+	}
+	return c, data, nil
+}

@@ -1,0 +1,160 @@
+package repostore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/mst"
+	"github.com/reservoir-atproto/reservoir/repo"
+	"github.com/reservoir-atproto/reservoir/store"
+)
+
+// Repos reads and changes repositories in a store.
+type Repos struct {
+	DB *store.DB
+}
+
+// Blocks returns a repository's blocks (live, then history) as an MST block
+// source.
+func (r *Repos) Blocks(uid uint64) mst.BlockGetter { return blockGetter{r.DB, uid} }
+
+type blockGetter struct {
+	db  *store.DB
+	uid uint64
+}
+
+func (b blockGetter) GetBlock(c cid.Cid) ([]byte, error) {
+	data, _, err := b.db.Block(b.uid, c)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("repostore: block %s: %w", c, mst.ErrNotFound)
+	}
+	return data, err
+}
+
+// Tree returns the MST at the account's head (an empty tree before the
+// first commit), loaded lazily over the store.
+func (r *Repos) Tree(a *store.Account) (*mst.Tree, error) {
+	bg := r.Blocks(a.UID)
+	if !a.Head.Defined() {
+		return mst.NewEmpty(bg), nil
+	}
+	t, err := mst.Load(bg, a.Head.Data)
+	if err != nil {
+		return nil, fmt.Errorf("repostore: %s: %w", a.DID, err)
+	}
+	return t, nil
+}
+
+// CommitChange builds the store change that records res, a commit applied
+// to the account's repository; tree is the MST after the commit (loaded over
+// this repository's blocks, so that the nodes it replaced are known). The
+// change carries the #commit event, timestamped now.
+func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst.Tree, now time.Time) (*store.Change, error) {
+	c := &store.Change{
+		UID:       a.UID,
+		Head:      &store.Head{Commit: res.CID, Rev: string(res.Commit.Rev), Data: res.Commit.Data},
+		NewBlocks: make([]store.Block, 0, len(res.NewBlocks)),
+	}
+	for _, b := range res.NewBlocks {
+		c.NewBlocks = append(c.NewBlocks, store.Block{CID: b.CID, Data: b.Data})
+	}
+	fresh := make(map[cid.Cid]bool, len(res.NewBlocks))
+	for _, b := range res.NewBlocks {
+		fresh[b.CID] = true
+	}
+	kill := func(cc cid.Cid) error {
+		if fresh[cc] {
+			return nil
+		}
+		data, rev, err := r.DB.LiveBlock(a.UID, cc)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // already gone (an imported repo may lack history)
+		}
+		if err != nil {
+			return err
+		}
+		c.Dead = append(c.Dead, store.DeadBlock{CID: cc, Rev: rev, Data: data})
+		return nil
+	}
+	if a.Head.Defined() {
+		if err := kill(a.Head.Commit); err != nil {
+			return nil, fmt.Errorf("repostore: previous commit: %w", err)
+		}
+	}
+	if err := tree.RemovedBlocks(kill); err != nil {
+		return nil, fmt.Errorf("repostore: removed nodes: %w", err)
+	}
+
+	refDelta := map[cid.Cid]int64{}
+	collDelta := map[string]int64{}
+	for _, op := range res.Ops {
+		coll := collectionOf(op.Path)
+		if op.CID.Defined() {
+			refDelta[op.CID]++
+			c.Records = append(c.Records, store.RecordWrite{Path: op.Path, CID: op.CID})
+		} else {
+			c.Records = append(c.Records, store.RecordWrite{Path: op.Path})
+		}
+		if op.Prev.Defined() {
+			refDelta[op.Prev]--
+		}
+		switch op.Action {
+		case repo.ActionCreate:
+			collDelta[coll]++
+		case repo.ActionDelete:
+			collDelta[coll]--
+		}
+	}
+	for rc, delta := range refDelta {
+		if delta == 0 {
+			continue
+		}
+		cur, err := r.DB.RefCount(a.UID, rc)
+		if err != nil {
+			return nil, err
+		}
+		n := int64(cur) + delta
+		if n < 0 {
+			return nil, fmt.Errorf("repostore: %s: record %s referenced %d times, change removes %d", a.DID, rc, cur, -delta)
+		}
+		c.RefCounts = append(c.RefCounts, store.RefCount{CID: rc, Count: uint64(n)})
+		if n == 0 {
+			if err := kill(rc); err != nil {
+				return nil, fmt.Errorf("repostore: record %s: %w", rc, err)
+			}
+		}
+	}
+	for coll, delta := range collDelta {
+		if delta == 0 {
+			continue
+		}
+		cur, err := r.DB.CollectionCount(a.UID, coll)
+		if err != nil {
+			return nil, err
+		}
+		n := int64(cur) + delta
+		if n < 0 {
+			return nil, fmt.Errorf("repostore: %s: collection %s would hold %d records", a.DID, coll, n)
+		}
+		c.Collections = append(c.Collections, store.CollectionCount{Collection: coll, Count: uint64(n)})
+	}
+	ev := &events.Commit{
+		Repo: a.DID, Rev: string(res.Commit.Rev), Since: string(res.Since), Commit: res.CID,
+		PrevData: res.PrevData, Blocks: res.Slice, Ops: res.Ops, Time: now,
+	}
+	if ev.Ops == nil {
+		ev.Ops = []repo.Op{}
+	}
+	c.Events = append(c.Events, ev.AppendFrame)
+	return c, nil
+}
+
+func collectionOf(path string) string {
+	coll, _, _ := strings.Cut(path, "/")
+	return coll
+}
