@@ -296,3 +296,37 @@ func modelKind(v any) string {
 	}
 	return fmt.Sprintf("an unsupported %T", v)
 }
+
+// RecordBlobs returns the blob references a decoded record holds, at any
+// depth, in the order a depth-first walk meets them (maps in key order).
+// Maps that look like blobs but are malformed are skipped; ValidateRecord
+// is what refuses them.
+func RecordBlobs(rec map[string]any) []Blob {
+	var out []Blob
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["$type"] == "blob" || isLegacyBlob(x) {
+				if b, err := parseBlob(x); err == nil {
+					out = append(out, b)
+					return
+				}
+			}
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			SortKeys(keys)
+			for _, k := range keys {
+				walk(x[k])
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(rec)
+	return out
+}

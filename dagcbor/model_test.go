@@ -167,3 +167,37 @@ func TestParseBlob(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordBlobs(t *testing.T) {
+	img := SumRaw([]byte("image"))
+	vid := SumRaw([]byte("video"))
+	rec, err := ParseRecordJSON([]byte(`{
+		"$type": "app.bsky.feed.post",
+		"text": "hi",
+		"embed": {"images": [
+			{"alt": "a", "image": {"$type": "blob", "ref": {"$link": "` + img.String() + `"}, "mimeType": "image/png", "size": 5}},
+			{"alt": "b", "image": {"cid": "` + vid.String() + `", "mimeType": "video/mp4"}}
+		]},
+		"notABlob": {"$type": "blob", "ref": "a string"}
+	}`))
+	if err == nil {
+		t.Fatal("a malformed blob passed ParseRecordJSON")
+	}
+	rec, err = ParseRecordJSON([]byte(`{
+		"$type": "app.bsky.feed.post",
+		"embed": {"images": [
+			{"alt": "a", "image": {"$type": "blob", "ref": {"$link": "` + img.String() + `"}, "mimeType": "image/png", "size": 5}},
+			{"alt": "b", "image": {"cid": "` + vid.String() + `", "mimeType": "video/mp4"}}
+		]}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := RecordBlobs(rec)
+	if len(got) != 2 || got[0].Ref != img || got[0].Size != 5 || got[1].Ref != vid || got[1].Size != -1 {
+		t.Fatalf("blobs %+v", got)
+	}
+	if n := len(RecordBlobs(map[string]any{"text": "no blobs", "list": []any{int64(1), "x"}})); n != 0 {
+		t.Fatalf("%d blobs in a record without any", n)
+	}
+}

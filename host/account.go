@@ -278,5 +278,10 @@ func (h *Host) DeleteAccount(ctx context.Context, did string) error {
 	if _, err := h.db.Apply(ctx, c); err != nil {
 		return fmt.Errorf("host: deleting %s: %w", did, err)
 	}
+	if h.opts.Blobs != nil {
+		if err := h.opts.Blobs.RemoveAll(a.UID); err != nil {
+			h.log.Warn("removing the blobs of a deleted account", "did", did, "err", err)
+		}
+	}
 	return nil
 }

@@ -32,6 +32,12 @@ type Options struct {
 	Logger    *slog.Logger
 	Now       func() time.Time
 	Clock     *repo.RevClock
+	// Blobs keeps uploaded blob bytes; nil refuses uploads.
+	Blobs store.BlobStore
+	// MaxBlobSize bounds one upload. Default 100 MiB.
+	MaxBlobSize int64
+	// BlobGrace is how long an unreferenced blob is kept. Default 1h.
+	BlobGrace time.Duration
 }
 
 // Host applies changes to hosted repositories. It is safe for concurrent use.
@@ -53,6 +59,12 @@ func New(opts Options) *Host {
 	}
 	if opts.Clock == nil {
 		opts.Clock = repo.NewRevClock(0)
+	}
+	if opts.MaxBlobSize <= 0 {
+		opts.MaxBlobSize = 100 << 20
+	}
+	if opts.BlobGrace <= 0 {
+		opts.BlobGrace = time.Hour
 	}
 	if opts.Repos == nil {
 		opts.Repos = &repostore.Repos{DB: opts.DB}

@@ -59,6 +59,11 @@ func (h *Host) ApplyWrites(ctx context.Context, did string, writes []Write, swap
 				return nil, fmt.Errorf("host: swapRecord of %s does not match: %w", w.Path, ErrInvalidSwap)
 			}
 		}
+		if w.Record != nil {
+			if err := h.checkRecordBlobs(a.UID, w.Record); err != nil {
+				return nil, err
+			}
+		}
 		plain[i] = w.Write
 	}
 	sec, err := h.secrets(a.UID)

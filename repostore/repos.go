@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/reservoir-atproto/reservoir/dagcbor"
 	"github.com/reservoir-atproto/reservoir/events"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
@@ -143,6 +144,10 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 		}
 		c.Collections = append(c.Collections, store.CollectionCount{Collection: coll, Count: uint64(n)})
 	}
+	var err error
+	if c.Blobs, err = r.blobChanges(a, res, now); err != nil {
+		return nil, err
+	}
 	ev := &events.Commit{
 		Repo: a.DID, Rev: string(res.Commit.Rev), Since: string(res.Since), Commit: res.CID,
 		PrevData: res.PrevData, Blocks: res.Slice, Ops: res.Ops, Time: now,
@@ -152,6 +157,79 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 	}
 	c.Events = append(c.Events, ev.AppendFrame)
 	return c, nil
+}
+
+// blobChanges counts the blob references the commit adds and removes and
+// returns the new metadata of every blob whose count changes. A blob that a
+// record references but that was never uploaded here (a mirrored repository)
+// gets metadata with Stored false.
+func (r *Repos) blobChanges(a *store.Account, res *repo.CommitResult, now time.Time) ([]store.BlobMeta, error) {
+	added := make(map[cid.Cid][]byte, len(res.NewBlocks))
+	for _, b := range res.NewBlocks {
+		added[b.CID] = b.Data
+	}
+	recordBlobs := func(c cid.Cid) ([]dagcbor.Blob, error) {
+		data, ok := added[c]
+		if !ok {
+			var err error
+			if data, _, err = r.DB.Block(a.UID, c); err != nil {
+				return nil, fmt.Errorf("repostore: record %s: %w", c, err)
+			}
+		}
+		rec, err := dagcbor.UnmarshalRecord(data)
+		if err != nil {
+			return nil, nil // not a data-model record: it references nothing we track
+		}
+		return dagcbor.RecordBlobs(rec), nil
+	}
+	delta := map[cid.Cid]int64{}
+	info := map[cid.Cid]dagcbor.Blob{}
+	for _, op := range res.Ops {
+		if op.CID.Defined() {
+			bs, err := recordBlobs(op.CID)
+			if err != nil {
+				return nil, err
+			}
+			for _, b := range bs {
+				delta[b.Ref]++
+				info[b.Ref] = b
+			}
+		}
+		if op.Prev.Defined() {
+			bs, err := recordBlobs(op.Prev)
+			if err != nil {
+				return nil, err
+			}
+			for _, b := range bs {
+				delta[b.Ref]--
+			}
+		}
+	}
+	var out []store.BlobMeta
+	for bc, d := range delta {
+		if d == 0 {
+			continue
+		}
+		m, err := r.DB.Blob(a.UID, bc)
+		if errors.Is(err, store.ErrNotFound) {
+			ref := info[bc]
+			m, err = &store.BlobMeta{CID: bc, MimeType: ref.MimeType, Size: ref.Size}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		n := int64(m.Refs) + d
+		if n < 0 {
+			n = 0 // references made before blob tracking began
+		}
+		m.Refs = uint64(n)
+		if d > 0 {
+			m.Rev = string(res.Commit.Rev)
+		}
+		m.Updated = now
+		out = append(out, *m)
+	}
+	return out, nil
 }
 
 func collectionOf(path string) string {

@@ -77,6 +77,10 @@ type Change struct {
 	RefCounts   []RefCount
 	Collections []CollectionCount
 
+	// Blobs are written as given (absolute values), or removed when Delete
+	// is set.
+	Blobs []BlobMeta
+
 	// Events are appended to the event log in order, each with its own seq.
 	Events []FrameEncoder
 

@@ -219,6 +219,15 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 			b.Delete(collIndexKey(cc.Collection, uid), nil)
 		}
 	}
+	for i := range c.Blobs {
+		m := &c.Blobs[i]
+		k := keyUIDCID(tBlob, uid, m.CID)
+		if m.Delete {
+			b.Delete(k, nil)
+		} else {
+			b.Set(k, encodeBlobMeta(m), nil)
+		}
+	}
 	for _, s := range c.PurgeEvents {
 		b.Delete(eventKey(s), nil)
 		b.Delete(eventByUIDKey(uid, s), nil)
