@@ -253,11 +253,17 @@ func (n *fakeNet) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if resp.status >= 300 && resp.status < 400 {
+		w.Header().Set("Location", string(resp.body))
+		w.WriteHeader(resp.status)
+		return
+	}
 	w.WriteHeader(resp.status)
 	w.Write(resp.body)
 }
 
-// set answers GET host+path with status and body.
+// set answers GET host+path with status and body (for a redirect status,
+// body is the Location).
 func (n *fakeNet) set(host, path string, status int, body []byte) {
 	n.mu.Lock()
 	n.routes[host+path] = fakeResponse{status, body}

@@ -104,9 +104,10 @@ func pdsEndpoint(doc *indigo.DIDDocument, allowInsecure bool) (string, error) {
 
 // checkOrigin accepts an endpoint that is an origin: https (or http when
 // allowInsecure), a host, an optional port, and no user, path (beyond "/"),
-// query or fragment. Without allowInsecure, localhost and non-public IP
-// literals are refused too. It returns the origin with the host lower-cased
-// and no trailing slash.
+// query or fragment. Without allowInsecure the host must also be a public IP
+// or a DNS name with the syntax of a handle (not localhost). It returns the
+// origin with the host lower-cased, the port in canonical form and no
+// trailing slash.
 func checkOrigin(raw string, allowInsecure bool) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -122,19 +123,30 @@ func checkOrigin(raw string, allowInsecure bool) (string, error) {
 	case u.Path != "" && u.Path != "/", u.RawQuery != "" || u.ForceQuery, u.Fragment != "":
 		return "", fmt.Errorf("endpoint %q: must be an origin, without path, query or fragment", raw)
 	}
-	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("endpoint %q: bad port", raw)
-		}
-	}
 	host := strings.ToLower(u.Hostname())
-	if !allowInsecure {
-		if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-			return "", fmt.Errorf("endpoint %q: localhost needs AllowInsecure", raw)
-		}
-		if ip, err := netip.ParseAddr(host); err == nil && !isPublic(ip) {
+	ip, ipErr := netip.ParseAddr(host)
+	switch {
+	case strings.Contains(host, "%"):
+		return "", fmt.Errorf("endpoint %q: bad host", raw)
+	case ipErr == nil:
+		if !allowInsecure && !isPublic(ip) {
 			return "", fmt.Errorf("endpoint %q: non-public address needs AllowInsecure", raw)
 		}
+		if ip.Is6() {
+			host = "[" + host + "]"
+		}
+	case !allowInsecure:
+		if _, err := syntax.ParseHandle(host); err != nil || host == "localhost" || strings.HasSuffix(host, ".localhost") {
+			return "", fmt.Errorf("endpoint %q: host is not a public DNS name", raw)
+		}
 	}
-	return u.Scheme + "://" + strings.ToLower(u.Host), nil
+	origin := u.Scheme + "://" + host
+	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("endpoint %q: bad port", raw)
+		}
+		origin += ":" + strconv.Itoa(n)
+	}
+	return origin, nil
 }

@@ -326,47 +326,57 @@ func TestDocumentParts(t *testing.T) {
 }
 
 func TestCheckOrigin(t *testing.T) {
-	for _, tc := range []struct {
-		in       string
-		insecure bool
-		want     string // "" for an error
-	}{
-		{"https://pds.example.com", false, "https://pds.example.com"},
-		{"https://pds.example.com/", false, "https://pds.example.com"},
-		{"HTTPS://PDS.Example.COM:443", false, "https://pds.example.com:443"},
-		{"https://[2001:db8::1]:8443", false, "https://[2001:db8::1]:8443"},
-		{"https://8.8.8.8", false, "https://8.8.8.8"},
-		{"http://pds.example.com", false, ""},
-		{"http://pds.example.com", true, "http://pds.example.com"},
-		{"http://localhost:2583", true, "http://localhost:2583"},
-		{"https://localhost:2583", false, ""},
-		{"https://pds.localhost", false, ""},
-		{"https://127.0.0.1", false, ""},
-		{"https://10.1.2.3", false, ""},
-		{"https://[::1]", false, ""},
-		{"https://[fe80::1]", false, ""},
-		{"https://100.64.0.1", false, ""},
-		{"https://10.1.2.3", true, "https://10.1.2.3"},
-		{"wss://pds.example.com", true, ""},
-		{"ftp://pds.example.com", true, ""},
-		{"https://pds.example.com/xrpc", false, ""},
-		{"https://pds.example.com?x=1", false, ""},
-		{"https://pds.example.com?", false, ""},
-		{"https://pds.example.com#frag", false, ""},
-		{"https://user@pds.example.com", false, ""},
-		{"https://", false, ""},
-		{"https://:443", false, ""},
-		{"https:pds.example.com", false, ""},
-		{"pds.example.com", false, ""},
-		{"", false, ""},
-		{"https://pds.example.com:99999999", false, ""},
-		{"https://pds.example.com:x", false, ""},
-	} {
+	for _, tc := range originCases {
 		got, err := checkOrigin(tc.in, tc.insecure)
 		if got != tc.want || (err == nil) != (tc.want != "") {
 			t.Errorf("checkOrigin(%q, insecure=%v) = %q, %v; want %q", tc.in, tc.insecure, got, err, tc.want)
 		}
 	}
+}
+
+// originCases are checkOrigin's table, also the seeds of FuzzCheckOrigin.
+var originCases = []struct {
+	in       string
+	insecure bool
+	want     string // "" for an error
+}{
+	{"https://pds.example.com", false, "https://pds.example.com"},
+	{"https://pds.example.com/", false, "https://pds.example.com"},
+	{"HTTPS://PDS.Example.COM:443", false, "https://pds.example.com:443"},
+	{"https://[2001:db8::1]:8443", false, "https://[2001:db8::1]:8443"},
+	{"https://8.8.8.8", false, "https://8.8.8.8"},
+	{"http://pds.example.com", false, ""},
+	{"http://pds.example.com", true, "http://pds.example.com"},
+	{"http://localhost:2583", true, "http://localhost:2583"},
+	{"https://localhost:2583", false, ""},
+	{"https://pds.localhost", false, ""},
+	{"https://127.0.0.1", false, ""},
+	{"https://10.1.2.3", false, ""},
+	{"https://[::1]", false, ""},
+	{"https://[fe80::1]", false, ""},
+	{"https://100.64.0.1", false, ""},
+	{"https://10.1.2.3", true, "https://10.1.2.3"},
+	{"wss://pds.example.com", true, ""},
+	{"ftp://pds.example.com", true, ""},
+	{"https://pds.example.com/xrpc", false, ""},
+	{"https://pds.example.com?x=1", false, ""},
+	{"https://pds.example.com?", false, ""},
+	{"https://pds.example.com#frag", false, ""},
+	{"https://user@pds.example.com", false, ""},
+	{"https://", false, ""},
+	{"https://:443", false, ""},
+	{"https:pds.example.com", false, ""},
+	{"pds.example.com", false, ""},
+	{"", false, ""},
+	{"https://pds.example.com:99999999", false, ""},
+	{"https://pds.example.com:x", false, ""},
+	{"https://pds.example.com:", false, ""},
+	{"https://pds.example.com:0443", false, "https://pds.example.com:443"},
+	{"https://[fe80::1%25en0]", true, ""},
+	{"https://pds_1.example.com", false, ""},
+	{"https://pds", false, ""},
+	{"http://pds:2583", true, "http://pds:2583"},
+	{"https://pds.123", false, ""},
 }
 
 // TestDIDWebLocalhost: did:web:localhost%3APORT is fetched over http:// with
@@ -601,23 +611,27 @@ func TestSkipHandleVerification(t *testing.T) {
 	}
 }
 
+// txtCases are didFromTXT's table, also the seeds of FuzzDIDFromTXT.
+const txtA, txtB = "did:plc:alice2222222222222222222", "did:web:example.com"
+
+var txtCases = []struct {
+	records []string
+	want    string
+	err     error
+}{
+	{[]string{"did=" + txtA}, txtA, nil},
+	{[]string{"v=spf1", "did=" + txtA, "x"}, txtA, nil},
+	{[]string{"did=" + txtA, "did=" + txtA}, txtA, nil},
+	{[]string{"did=nope", "did=" + txtB}, txtB, nil},
+	{[]string{"did=" + txtA, "did=" + txtB}, "", ErrHandleResolutionFailed},
+	{[]string{"DID=" + txtA}, "", ErrHandleNotFound},
+	{[]string{"did= " + txtA}, "", ErrHandleNotFound},
+	{[]string{"did=" + txtA + "?x"}, "", ErrHandleNotFound},
+	{nil, "", ErrHandleNotFound},
+}
+
 func TestDIDFromTXT(t *testing.T) {
-	const a, b = "did:plc:alice2222222222222222222", "did:web:example.com"
-	for _, tc := range []struct {
-		records []string
-		want    string
-		err     error
-	}{
-		{[]string{"did=" + a}, a, nil},
-		{[]string{"v=spf1", "did=" + a, "x"}, a, nil},
-		{[]string{"did=" + a, "did=" + a}, a, nil},
-		{[]string{"did=nope", "did=" + b}, b, nil},
-		{[]string{"did=" + a, "did=" + b}, "", ErrHandleResolutionFailed},
-		{[]string{"DID=" + a}, "", ErrHandleNotFound},
-		{[]string{"did= " + a}, "", ErrHandleNotFound},
-		{[]string{"did=" + a + "?x"}, "", ErrHandleNotFound},
-		{nil, "", ErrHandleNotFound},
-	} {
+	for _, tc := range txtCases {
 		got, err := didFromTXT(tc.records)
 		if string(got) != tc.want || (tc.err == nil) != (err == nil) || (tc.err != nil && !errors.Is(err, tc.err)) {
 			t.Errorf("didFromTXT(%q) = %q, %v; want %q, %v", tc.records, got, err, tc.want, tc.err)
