@@ -130,7 +130,11 @@ type CreatedAccount struct {
 	Token  string
 }
 
-// CreateAccount creates a hosted account with an empty repository.
+// CreateAccount creates a hosted account. A new did:plc account starts with
+// an empty repository (events #identity, #account, the first #commit and
+// #sync, as the reference PDS emits); an adopted identity starts with no
+// commit (#identity and #account only) until it imports its repository or
+// writes its first record.
 func (h *Host) CreateAccount(ctx context.Context, in CreateAccountInput) (*CreatedAccount, error) {
 	handle, err := syntax.ParseHandle(in.Handle)
 	if err != nil {
@@ -142,6 +146,7 @@ func (h *Host) CreateAccount(ctx context.Context, in CreateAccountInput) (*Creat
 	}
 	sec := &secrets{}
 	var did string
+	adopted := in.DID != "" || in.SigningKey != ""
 	switch {
 	case in.DID != "" || in.SigningKey != "":
 		d, err := syntax.ParseDID(in.DID)
@@ -176,22 +181,28 @@ func (h *Host) CreateAccount(ctx context.Context, in CreateAccountInput) (*Creat
 	defer unlock()
 	now := h.opts.Now()
 	acct := &store.Account{DID: did, Handle: string(handle), Hosted: true, CreatedAt: now.UTC()}
-	tree := mst.NewEmpty(nil)
-	res, err := repo.BuildCommit(tree, nil, nil, repo.CommitOptions{DID: syntax.DID(did), Key: sec.signing, Clock: h.opts.Clock})
-	if err != nil {
-		return nil, err
-	}
-	c, err := h.repos.CommitChange(acct, res, tree, now)
-	if err != nil {
-		return nil, err
-	}
-	commitEvent := c.Events
-	c.Account, c.UID, c.Secret = acct, 0, sec.encode()
-	c.Events = append([]store.FrameEncoder{
+	c := &store.Change{Account: acct, Secret: sec.encode()}
+	c.Events = []store.FrameEncoder{
 		(&events.Identity{DID: did, Handle: string(handle), Time: now}).AppendFrame,
 		(&events.Account{DID: did, Active: true, Time: now}).AppendFrame,
-	}, commitEvent...)
-	c.Events = append(c.Events, syncEvent(did, res.Commit, res.CID, now))
+	}
+	if adopted {
+		// An adopted identity usually brings its repository (importRepo), so
+		// no empty first commit is made: its rev would outrank the import's.
+	} else {
+		tree := mst.NewEmpty(nil)
+		res, err := repo.BuildCommit(tree, nil, nil, repo.CommitOptions{DID: syntax.DID(did), Key: sec.signing, Clock: h.opts.Clock})
+		if err != nil {
+			return nil, err
+		}
+		cc, err := h.repos.CommitChange(acct, res, tree, now)
+		if err != nil {
+			return nil, err
+		}
+		c.Head, c.NewBlocks = cc.Head, cc.NewBlocks
+		c.Events = append(c.Events, cc.Events...)
+		c.Events = append(c.Events, syncEvent(did, res.Commit, res.CID, now))
+	}
 	if _, err := h.db.Apply(ctx, c); err != nil {
 		if errors.Is(err, store.ErrHandleTaken) {
 			return nil, fmt.Errorf("host: %s: %w", handle, ErrHandleTaken)

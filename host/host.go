@@ -38,6 +38,9 @@ type Options struct {
 	MaxBlobSize int64
 	// BlobGrace is how long an unreferenced blob is kept. Default 1h.
 	BlobGrace time.Duration
+	// MaxImportSize bounds an importRepo CAR, which is verified in memory.
+	// Default 1 GiB.
+	MaxImportSize int64
 }
 
 // Host applies changes to hosted repositories. It is safe for concurrent use.
@@ -62,6 +65,9 @@ func New(opts Options) *Host {
 	}
 	if opts.MaxBlobSize <= 0 {
 		opts.MaxBlobSize = 100 << 20
+	}
+	if opts.MaxImportSize <= 0 {
+		opts.MaxImportSize = 1 << 30
 	}
 	if opts.BlobGrace <= 0 {
 		opts.BlobGrace = time.Hour

@@ -215,17 +215,33 @@ func TestCreateAccountEmitsTheReferenceSequence(t *testing.T) {
 
 func TestAdoptedIdentity(t *testing.T) {
 	e := newEnv(t)
+	ctx := context.Background()
 	key, _ := atcrypto.GeneratePrivateKeyP256()
-	acct, err := e.host.CreateAccount(context.Background(), CreateAccountInput{Handle: "bob.test", DID: "did:web:bob.test", SigningKey: key.Multibase()})
+	acct, err := e.host.CreateAccount(ctx, CreateAccountInput{Handle: "bob.test", DID: "did:web:bob.test", SigningKey: key.Multibase()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var types []string
+	for _, f := range e.events(0) {
+		types = append(types, f.t)
+	}
+	if fmt.Sprint(types) != "[#identity #account]" || acct.DID != "did:web:bob.test" {
+		t.Fatalf("adopted account events %v", types)
+	}
+	seq := e.db.LastSeq()
+	if _, err := e.host.ApplyWrites(ctx, acct.DID, []Write{{Write: repo.Write{Action: repo.ActionCreate, Path: "app.bsky.feed.post/a", Record: record("a")}}}, cid.Undef); err != nil {
+		t.Fatal(err)
+	}
 	pub, _ := key.PublicKey()
-	msg := commitMessage(t, e.events(0)[2].body)
-	if _, err := repo.VerifyCommitMessage(msg, repo.VerifyOptions{Key: pub}); err != nil || acct.DID != "did:web:bob.test" {
+	msg := commitMessage(t, e.events(seq)[0].body)
+	if msg.Since != "" || msg.PrevData.Defined() {
+		t.Fatalf("first commit of an adopted account: since %q prevData %s", msg.Since, msg.PrevData)
+	}
+	if _, err := repo.VerifyCommitMessage(msg, repo.VerifyOptions{Key: pub}); err != nil {
 		t.Fatalf("adopted key does not sign: %v", err)
 	}
-	if _, err := e.host.CreateAccount(context.Background(), CreateAccountInput{Handle: "carol.test", DID: "did:web:carol.test", SigningKey: "zNope"}); !errors.Is(err, ErrBadKey) {
+	e.checkLiveSet(acct.DID)
+	if _, err := e.host.CreateAccount(ctx, CreateAccountInput{Handle: "carol.test", DID: "did:web:carol.test", SigningKey: "zNope"}); !errors.Is(err, ErrBadKey) {
 		t.Fatalf("bad key: %v", err)
 	}
 }
