@@ -177,10 +177,14 @@ func TestValidateRejects(t *testing.T) {
 			}))
 		}, plc.ErrLimit},
 		{"service id too long", log, func() plc.Op {
-			return update(t, g, k, change(func(o *plc.Operation) { o.Services[strings.Repeat("s", 33)] = plc.Service{Type: "T", Endpoint: "https://e.test"} }))
+			return update(t, g, k, change(func(o *plc.Operation) {
+				o.Services[strings.Repeat("s", 33)] = plc.Service{Type: "T", Endpoint: "https://e.test"}
+			}))
 		}, plc.ErrLimit},
 		{"service type too long", log, func() plc.Op {
-			return update(t, g, k, change(func(o *plc.Operation) { o.Services["s"] = plc.Service{Type: strings.Repeat("T", 257), Endpoint: "https://e.test"} }))
+			return update(t, g, k, change(func(o *plc.Operation) {
+				o.Services["s"] = plc.Service{Type: strings.Repeat("T", 257), Endpoint: "https://e.test"}
+			}))
 		}, plc.ErrLimit},
 		{"service endpoint too long", log, func() plc.Op {
 			return update(t, g, k, change(func(o *plc.Operation) {
@@ -231,7 +235,7 @@ func TestValidateRejects(t *testing.T) {
 			}
 		})),
 		"alsoKnownAs of exactly 258": update(t, g, k, change(func(o *plc.Operation) { o.AlsoKnownAs = []string{"at://" + strings.Repeat("a", 253)} })),
-		"no services": update(t, g, k, change(func(o *plc.Operation) { o.Services = nil })),
+		"no services":                update(t, g, k, change(func(o *plc.Operation) { o.Services = nil })),
 	}
 	for name, op := range ok {
 		if _, err := plc.Validate(did, log, op, now); err != nil {
