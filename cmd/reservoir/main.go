@@ -18,7 +18,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server: host, archive, relay and index (not built yet)", notYet("serve")},
-		{"plc", "run a did:plc directory for private networks and tests (not built yet)", notYet("plc")},
+		{"plc", "run a did:plc directory for private networks and tests", runPLC},
 		{"subscribe", "print a host's firehose as JSON lines (not built yet)", notYet("subscribe")},
 		{"export", "download a repository as a CAR file or JSON records (not built yet)", notYet("export")},
 		{"blobs", "download every blob of a repository (not built yet)", notYet("blobs")},
