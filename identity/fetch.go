@@ -20,6 +20,10 @@ import (
 // Identity, then verifies the claimed handle (unless SkipHandleVerification).
 // It runs in a cache flight, under the flight's timeout.
 func (r *Resolver) fetchDID(ctx context.Context, did syntax.DID) (*Identity, error) {
+	if _, err := syntax.ParseDID(string(did)); err != nil {
+		// A DID made by conversion, not parsing: never put it in a URL.
+		return nil, fmt.Errorf("identity: resolve %q: %w: %w", did, ErrDIDResolutionFailed, err)
+	}
 	start := time.Now()
 	doc, err := r.resolveDocument(ctx, did)
 	r.log.Debug("identity: resolve DID", "did", did, "err", err, "duration", time.Since(start))
@@ -139,6 +143,9 @@ func (r *Resolver) handleResolvesTo(ctx context.Context, h syntax.Handle, did sy
 // fetchHandle resolves a handle to a DID by DNS TXT and HTTPS well-known at
 // once. DNS wins: the HTTPS answer is used only if DNS has none.
 func (r *Resolver) fetchHandle(ctx context.Context, h syntax.Handle) (syntax.DID, error) {
+	if _, err := syntax.ParseHandle(string(h)); err != nil {
+		return "", fmt.Errorf("identity: resolve handle %q: %w: %w", h, ErrHandleResolutionFailed, err)
+	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the HTTPS request once DNS has answered

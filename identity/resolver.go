@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -79,10 +80,20 @@ func (r *Resolver) LookupDID(ctx context.Context, did syntax.DID) (*Identity, er
 }
 
 func (r *Resolver) lookupDID(ctx context.Context, did syntax.DID, notBefore time.Time) (*Identity, error) {
-	if m := did.Method(); m != "plc" && m != "web" {
+	if m := didMethod(did); m != "plc" && m != "web" {
 		return nil, fmt.Errorf("identity: %q: %w", did, ErrUnsupportedDIDMethod)
 	}
 	return r.dids.get(ctx, did, notBefore)
+}
+
+// didMethod is did.Method() without its allocation (a hot path).
+func didMethod(did syntax.DID) string {
+	rest, ok := strings.CutPrefix(string(did), "did:")
+	if !ok {
+		return ""
+	}
+	m, _, _ := strings.Cut(rest, ":")
+	return m
 }
 
 // LookupHandle resolves a handle to a DID, looks the DID up, and checks that

@@ -238,6 +238,7 @@ func TestLookupDIDErrors(t *testing.T) {
 		{name: "did:web path", did: "did:web:pds.test:users:alice", want: []error{ErrUnsupportedDIDMethod}},
 		{name: "did:web port", did: "did:web:pds.test%3A8080", want: []error{ErrDIDResolutionFailed}},
 		{name: "did:web localhost, secure", did: "did:web:localhost%3A8080", want: []error{ErrDIDResolutionFailed}},
+		{name: "not parsed", did: "did:plc:x/../../admin?y", want: []error{ErrDIDResolutionFailed}},
 		{name: "did:web reserved TLD", did: "did:web:pds.local", want: []error{ErrDIDResolutionFailed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -554,6 +555,7 @@ func TestHandleFailures(t *testing.T) {
 		{"reserved TLD", "alice.local", func(*env, map[string]string) {}, ErrHandleReservedTLD},
 		{"onion", "alice.onion", func(*env, map[string]string) {}, ErrHandleReservedTLD},
 		{"handle.invalid", "handle.invalid", func(*env, map[string]string) {}, ErrInvalidHandle},
+		{"not parsed", "a/b.test", func(*env, map[string]string) {}, ErrHandleResolutionFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, dids := handleEnv(t, Options{})
