@@ -46,7 +46,8 @@ func crashChild(dir string) {
 		os.Exit(1)
 	}
 	out := bufio.NewWriter(os.Stdout)
-	for i := 0; ; i++ {
+	stop := time.Now().Add(time.Minute) // stops by itself if the parent never kills it
+	for i := 0; i < 50_000 && time.Now().Before(stop); i++ {
 		ws := []Write{{Write: repo.Write{Action: repo.ActionCreate, Path: fmt.Sprintf("app.bsky.feed.post/k%06d", i), Record: record(fmt.Sprint(i))}}}
 		if i > 3 && i%4 == 0 {
 			ws = append(ws, Write{Write: repo.Write{Action: repo.ActionDelete, Path: fmt.Sprintf("app.bsky.feed.post/k%06d", i-3)}})
@@ -60,6 +61,7 @@ func crashChild(dir string) {
 		fmt.Fprintln(out, "ack", res.Rev, res.Commit)
 		out.Flush()
 	}
+	os.Exit(2)
 }
 
 // TestCrashSafety kills a writing process with SIGKILL and reopens its
@@ -78,6 +80,7 @@ func TestCrashSafety(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		defer cmd.Process.Kill()
 		sc := bufio.NewScanner(stdout)
 		var lastRev, lastCommit string
 		acks := 0
