@@ -29,6 +29,9 @@ type Error struct {
 
 // Error describes the response and the cause, for logs.
 func (e *Error) Error() string {
+	if e == nil {
+		return "xrpc: <nil *Error>"
+	}
 	s := "xrpc: " + strconv.Itoa(e.Status) + " " + e.Name
 	if e.Message != "" {
 		s += ": " + e.Message
@@ -40,7 +43,12 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the internal cause.
-func (e *Error) Unwrap() error { return e.Cause }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Cause
+}
 
 // WithCause returns a copy of e with the internal cause set.
 func (e *Error) WithCause(cause error) *Error {
