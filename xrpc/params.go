@@ -68,7 +68,7 @@ func (p Params) required(name string) (string, error) {
 }
 
 func invalidParam(name, format string, cause error) *Error {
-	return InvalidRequestf("Parameter %q must be a valid %s: %v", name, format, cause).WithCause(cause)
+	return InvalidRequestf("Parameter %q is not a valid %s (%v)", name, format, cause).WithCause(cause)
 }
 
 // String returns the value of name, or "" when it is absent and not
