@@ -1,12 +1,13 @@
 package plc
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/dagcbor"
 )
 
 // TimeFormat is how directories write createdAt: JavaScript's
@@ -41,42 +42,49 @@ func (e LogEntry) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// UnmarshalJSON reads an audit log entry. The operation is parsed strictly
-// (ParseOp) and the entry's cid must be the operation's CID.
+// UnmarshalJSON reads an audit log entry. The entry must be data-model
+// JSON with the five fields (others are ignored) in their JSON types, the
+// operation is parsed strictly (ParseOp), and the entry's cid must be the
+// operation's CID.
 func (e *LogEntry) UnmarshalJSON(data []byte) error {
-	var raw struct {
-		DID       string          `json:"did"`
-		Operation json.RawMessage `json:"operation"`
-		CID       string          `json:"cid"`
-		Nullified *bool           `json:"nullified"`
-		CreatedAt string          `json:"createdAt"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return fmt.Errorf("plc: log entry: %w", err)
-	}
-	did, err := syntax.ParseDID(raw.DID)
+	v, err := dagcbor.FromJSON(data)
 	if err != nil {
 		return fmt.Errorf("plc: log entry: %w", err)
 	}
-	op, err := ParseOp(raw.Operation)
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("plc: log entry is not an object")
+	}
+	var strs [3]string
+	for i, k := range [...]string{"did", "cid", "createdAt"} {
+		if strs[i], ok = m[k].(string); !ok {
+			return fmt.Errorf("plc: log entry: %q must be a string", k)
+		}
+	}
+	nullified, ok := m["nullified"].(bool)
+	if !ok {
+		return fmt.Errorf("plc: log entry: \"nullified\" must be a boolean")
+	}
+	did, err := syntax.ParseDID(strs[0])
+	if err != nil {
+		return fmt.Errorf("plc: log entry: %w", err)
+	}
+	op, err := fromModel(m["operation"])
 	if err != nil {
 		return fmt.Errorf("plc: log entry of %s: %w", did, err)
 	}
-	c, err := cid.Decode(raw.CID)
+	c, err := cid.Decode(strs[1])
 	if err != nil {
 		return fmt.Errorf("plc: log entry of %s: cid: %w", did, err)
 	}
 	if !c.Equals(op.CID()) {
 		return reject(ErrAuditLog, "entry of %s claims cid %s, but its operation's CID is %s", did, c, op.CID())
 	}
-	if raw.Nullified == nil {
-		return fmt.Errorf("plc: log entry of %s: missing nullified", did)
-	}
-	created, err := time.Parse(time.RFC3339Nano, raw.CreatedAt)
+	created, err := time.Parse(time.RFC3339Nano, strs[2])
 	if err != nil {
 		return fmt.Errorf("plc: log entry of %s: createdAt: %w", did, err)
 	}
-	*e = LogEntry{DID: did, Op: op, CID: c, Nullified: *raw.Nullified, CreatedAt: created.UTC()}
+	*e = LogEntry{DID: did, Op: op, CID: c, Nullified: nullified, CreatedAt: created.UTC()}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
@@ -135,5 +136,35 @@ func TestRotationKeysFromFixtures(t *testing.T) {
 				t.Errorf("%s parsed back as %s", r.PublicDidKey, pub.DIDKey())
 			}
 		}
+	}
+}
+
+func TestLogEntryJSON(t *testing.T) {
+	log := loadDholms(t)
+	b, err := json.Marshal(log[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"did":"did:plc:yk4dd2qkboz2yv6tpubpc6co","operation":{"sig":"n-VWsPZY4xkFN8wlg-kJBU_yzWTNd2oBnbjkjxXu3HdjbBLaEB7K39JHIPn_DZVALKRjts6bUicjSEecZy8eIw","prev":"bafyreigcxay6ucqlwowfpu35alyxqtv3c4vsj7gmdtmnidsnqs6nblyarq","type":"plc_operation","services":{"atproto_pds":{"type":"AtprotoPersonalDataServer","endpoint":"https://bsky.social"}},"alsoKnownAs":["at://dholms.xyz"],"rotationKeys":["did:key:zQ3shhCGUqDKjStzuDxPkTxN6ujddP4RkEKJJouJGRRkaLGbg","did:key:zQ3shP5TBe1sQfSttXty15FAEHV1DZgcxRZNxvEWnPfLFwLxJ"],"verificationMethods":{"atproto":"did:key:zQ3shP5TBe1sQfSttXty15FAEHV1DZgcxRZNxvEWnPfLFwLxJ"}},"cid":"bafyreiho5sanautvnw3det66jcwic4vkeabc35y7iou3ygwj2l3xqcxdau","nullified":false,"createdAt":"2023-03-06T18:47:09.501Z"}`
+	if string(b) != want {
+		t.Errorf("entry JSON\n got %s\nwant %s", b, want)
+	}
+	good := string(b)
+	for name, bad := range map[string]string{
+		"nullified as a string": strings.Replace(good, `"nullified":false`, `"nullified":"false"`, 1),
+		"field name case":       strings.Replace(good, `"did":`, `"DID":`, 1),
+		"cid of another op":     strings.Replace(good, "bafyreiho5sanautvnw3det66jcwic4vkeabc35y7iou3ygwj2l3xqcxdau", "bafyreigcxay6ucqlwowfpu35alyxqtv3c4vsj7gmdtmnidsnqs6nblyarq", 1),
+		"bad time":              strings.Replace(good, "2023-03-06T18:47:09.501Z", "yesterday", 1),
+		"not a DID":             strings.Replace(good, `"did":"did:plc:yk4dd2qkboz2yv6tpubpc6co"`, `"did":"plc"`, 1),
+		"duplicate key":         strings.Replace(good, `"nullified":false`, `"nullified":false,"nullified":true`, 1),
+	} {
+		var e plc.LogEntry
+		if err := json.Unmarshal([]byte(bad), &e); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	var e plc.LogEntry
+	if err := json.Unmarshal([]byte(strings.Replace(good, `{"did"`, `{"seq":5,"did"`, 1)), &e); err != nil {
+		t.Errorf("an extra field is refused: %v", err)
 	}
 }
