@@ -65,10 +65,10 @@ func (e *MissingBlocksError) Error() string {
 	return fmt.Sprintf("repostore: %d blocks not found, first %s", len(e.CIDs), e.CIDs[0])
 }
 
-// WriteBlocks writes a zero-root CAR of the requested blocks of the
-// repository (live or inside the history window). Nothing is written when
-// any is missing: the error is a *MissingBlocksError.
-func (r *Repos) WriteBlocks(w io.Writer, a *store.Account, cids []cid.Cid) error {
+// GetBlocks returns the requested blocks of the repository (live or inside
+// the history window), in order. When any is missing the error is a
+// *MissingBlocksError listing them all.
+func (r *Repos) GetBlocks(a *store.Account, cids []cid.Cid) ([][]byte, error) {
 	blocks := make([][]byte, len(cids))
 	var missing []cid.Cid
 	for i, c := range cids {
@@ -78,23 +78,14 @@ func (r *Repos) WriteBlocks(w io.Writer, a *store.Account, cids []cid.Cid) error
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		blocks[i] = data
 	}
 	if len(missing) > 0 {
-		return &MissingBlocksError{CIDs: missing}
+		return nil, &MissingBlocksError{CIDs: missing}
 	}
-	cw, err := car.NewWriter(w, nil)
-	if err != nil {
-		return err
-	}
-	for i, c := range cids {
-		if err := cw.WriteBlock(c, blocks[i]); err != nil {
-			return err
-		}
-	}
-	return cw.Flush()
+	return blocks, nil
 }
 
 // Record returns a record's CID and bytes, or store.ErrNotFound.

@@ -232,3 +232,10 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...))
 	panic(fmt.Sprintf(format, args...))
 }
+
+// Healthy reports whether the store takes writes: it sends an empty change
+// through the committer, which commits (and syncs) a batch.
+func (d *DB) Healthy(ctx context.Context) error {
+	_, err := d.submit(ctx, &request{job: func(*pebble.Batch) error { return nil }, done: make(chan result, 1)})
+	return err
+}

@@ -17,7 +17,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the server: host, archive, relay and index (not built yet)", notYet("serve")},
+		{"serve", "run the server: hosting, sync endpoints and the embedded store", runServe},
 		{"plc", "run a did:plc directory for private networks and tests", runPLC},
 		{"subscribe", "print a host's firehose as JSON lines (not built yet)", notYet("subscribe")},
 		{"export", "download a repository as a CAR file or JSON records (not built yet)", notYet("export")},

@@ -54,7 +54,7 @@ func plcMain(ctx context.Context, args []string, stderr io.Writer, ready func(ne
 		return err
 	}
 	defer store.Close()
-	srv, err := directory.New(directory.Options{Store: store, Logger: logger, Version: plcVersion()})
+	srv, err := directory.New(directory.Options{Store: store, Logger: logger, Version: buildVersion()})
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func plcEnv(name, def string) string {
 }
 
 // plcVersion is the module version the binary was built from.
-func plcVersion() string {
+func buildVersion() string {
 	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
 		return info.Main.Version
 	}

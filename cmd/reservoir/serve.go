@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/reservoir-atproto/reservoir/api"
+	"github.com/reservoir-atproto/reservoir/host"
+	"github.com/reservoir-atproto/reservoir/plc"
+	"github.com/reservoir-atproto/reservoir/repostore"
+	"github.com/reservoir-atproto/reservoir/store"
+	"github.com/reservoir-atproto/reservoir/xrpc"
+)
+
+// serveConfig is `reservoir serve`'s configuration: the flags of the
+// contract, each with its RESERVOIR_* environment twin (flags win).
+type serveConfig struct {
+	Listen             string
+	Data               string
+	PublicURL          string
+	AdminPassword      string
+	PLCURL             string
+	Relays             []string
+	Archive            bool
+	ReplayWindow       time.Duration
+	AllowInsecureHosts bool
+	Lenient            bool
+}
+
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var cfg serveConfig
+	var relays, archive, window, insecure, lenient string
+	fs.StringVar(&cfg.Listen, "listen", env("RESERVOIR_LISTEN", ":2480"), "HTTP address: XRPC, websocket, admin, /metrics, /xrpc/_health (env RESERVOIR_LISTEN)")
+	fs.StringVar(&cfg.Data, "data", env("RESERVOIR_DATA", "./data"), "data directory of the embedded store (env RESERVOIR_DATA)")
+	fs.StringVar(&cfg.PublicURL, "public-url", env("RESERVOIR_PUBLIC_URL", "http://localhost:2480"), "this service's own URL, the PDS endpoint of hosted accounts (env RESERVOIR_PUBLIC_URL)")
+	fs.StringVar(&cfg.AdminPassword, "admin-password", env("RESERVOIR_ADMIN_PASSWORD", ""), "HTTP Basic password of user admin; empty: admin routes answer 401 (env RESERVOIR_ADMIN_PASSWORD)")
+	fs.StringVar(&cfg.PLCURL, "plc-url", env("RESERVOIR_PLC_URL", "https://plc.directory"), "did:plc directory to resolve and register DIDs (env RESERVOIR_PLC_URL)")
+	fs.StringVar(&relays, "relays", env("RESERVOIR_RELAYS", ""), "comma-separated relay URLs this host sends requestCrawl to (env RESERVOIR_RELAYS)")
+	fs.StringVar(&archive, "archive", env("RESERVOIR_ARCHIVE", "true"), "keep full copies of mirrored repos (env RESERVOIR_ARCHIVE)")
+	fs.StringVar(&window, "replay-window", env("RESERVOIR_REPLAY_WINDOW", "72h"), "how long firehose events stay replayable (env RESERVOIR_REPLAY_WINDOW)")
+	fs.StringVar(&insecure, "allow-insecure-hosts", env("RESERVOIR_ALLOW_INSECURE_HOSTS", "false"), "allow http:// and loopback/private hosts (env RESERVOIR_ALLOW_INSECURE_HOSTS)")
+	fs.StringVar(&lenient, "lenient", env("RESERVOIR_LENIENT", "false"), "accept upstream commits without sync-1.1 prevData (env RESERVOIR_LENIENT)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: reservoir serve [flags]")
+		fmt.Fprintln(stderr, "\nRuns the server: host, archive, relay and index, on the embedded store in --data.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	var err error
+	parseBool := func(name, v string) bool {
+		b, perr := strconv.ParseBool(v)
+		if perr != nil && err == nil {
+			err = fmt.Errorf("serve: --%s: %q is not true or false", name, v)
+		}
+		return b
+	}
+	cfg.Archive = parseBool("archive", archive)
+	cfg.AllowInsecureHosts = parseBool("allow-insecure-hosts", insecure)
+	cfg.Lenient = parseBool("lenient", lenient)
+	if cfg.ReplayWindow, err = time.ParseDuration(window); err != nil || cfg.ReplayWindow <= 0 {
+		return nil, fmt.Errorf("serve: --replay-window: %q is not a positive duration", window)
+	}
+	for _, r := range strings.Split(relays, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			cfg.Relays = append(cfg.Relays, r)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, perr := checkServiceURL(cfg.PublicURL); perr != nil {
+		return nil, fmt.Errorf("serve: --public-url: %w", perr)
+	}
+	if _, perr := checkServiceURL(cfg.PLCURL); perr != nil {
+		return nil, fmt.Errorf("serve: --plc-url: %w", perr)
+	}
+	return &cfg, nil
+}
+
+// checkServiceURL accepts an http(s) URL with a host and no query.
+func checkServiceURL(s string) (string, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "http" && scheme != "https") || rest == "" || strings.ContainsAny(rest, "?#") {
+		return "", fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return strings.TrimSuffix(s, "/"), nil
+}
+
+// runServe is `reservoir serve`: the server until SIGINT or SIGTERM.
+func runServe(args []string) error {
+	cfg, err := parseServeFlags(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)), nil)
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully. ready,
+// if set, is told the listening address (tests listen on port 0).
+func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready func(net.Addr)) error {
+	db, err := store.Open(store.Options{
+		Dir:           filepath.Join(cfg.Data, "store"),
+		Logger:        logger.With("component", "store"),
+		HistoryWindow: cfg.ReplayWindow,
+		EventWindow:   cfg.ReplayWindow,
+	})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	publicURL, _ := checkServiceURL(cfg.PublicURL)
+	plcURL, _ := checkServiceURL(cfg.PLCURL)
+	repos := &repostore.Repos{DB: db}
+	h := host.New(host.Options{
+		DB:        db,
+		Repos:     repos,
+		DIDs:      plcDIDs{client: &plc.Client{BaseURL: plcURL}},
+		PublicURL: publicURL,
+		Logger:    logger.With("component", "host"),
+		Blobs:     &store.FSBlobs{Dir: filepath.Join(cfg.Data, "blobs")},
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := xrpc.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	auth := &xrpc.Auth{AdminPassword: cfg.AdminPassword, Tokens: h}
+	srv := xrpc.NewServer(xrpc.Options{
+		Logger:  logger.With("component", "xrpc"),
+		Metrics: metrics,
+		Version: buildVersion(),
+		Health:  db.Healthy,
+	})
+	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger})
+	a.Register(srv)
+	mux := http.NewServeMux()
+	mux.Handle(xrpc.PathPrefix, srv)
+	mux.Handle("/admin/", srv.Endpoint("admin", auth.RequireAdmin(a.AdminHandler())))
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("reservoir listening", "addr", ln.Addr().String(), "data", cfg.Data, "public_url", publicURL, "plc_url", plcURL)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	go collectBlobs(ctx, h, logger)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil {
+		hs.Close()
+	}
+	return nil
+}
+
+// collectBlobs removes unreferenced blobs every few minutes until ctx ends.
+func collectBlobs(ctx context.Context, h *host.Host, logger *slog.Logger) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := h.CollectBlobs(ctx); err != nil {
+				logger.Warn("collecting blobs", "err", err)
+			}
+		}
+	}
+}
+
+// plcDIDs registers the DIDs of new hosted accounts in a did:plc directory.
+type plcDIDs struct{ client *plc.Client }
+
+func (p plcDIDs) CreateDID(ctx context.Context, handle string, signingKey, rotationKey atcrypto.PrivateKey, endpoint string) (string, error) {
+	signPub, err := signingKey.PublicKey()
+	if err != nil {
+		return "", err
+	}
+	rotPub, err := rotationKey.PublicKey()
+	if err != nil {
+		return "", err
+	}
+	did, _, err := p.client.CreateAccount(ctx, plc.Account{
+		Handle: syntax.Handle(handle), Endpoint: endpoint, SigningKey: signPub, RotationKeys: []atcrypto.PublicKey{rotPub},
+	}, rotationKey)
+	return string(did), err
+}
