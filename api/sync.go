@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/host"
+	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -124,7 +125,51 @@ func (a *API) getCheckout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	at, err := p.OptionalCID("commit")
+	if err != nil {
+		return err
+	}
+	if at.Defined() && at != acct.Head.Commit {
+		return a.writeCheckout(w, acct, at)
+	}
 	return a.writeRepo(w, acct, "")
+}
+
+// writeCheckout streams the repository as it was at an earlier commit
+// (the removed `commit` parameter, honoured inside the history window): the
+// commit, then its MST nodes and records in the spec's streamable order.
+func (a *API) writeCheckout(w http.ResponseWriter, acct *store.Account, at cid.Cid) error {
+	bg := a.repos.Blocks(acct.UID)
+	commitBytes, err := bg.GetBlock(at)
+	if err != nil {
+		return xrpc.InvalidRequestf("commit %s is not available: not a commit of this repository, or older than the history window", at)
+	}
+	commit, err := repo.DecodeCommit(commitBytes)
+	if err != nil || string(commit.DID) != acct.DID {
+		return xrpc.InvalidRequestf("commit %s is not a commit of %s", at, acct.DID)
+	}
+	tree, err := mst.Load(bg, commit.Data)
+	if err != nil {
+		return xrpc.InvalidRequestf("commit %s is not available: its tree is older than the history window", at)
+	}
+	cw, err := xrpc.CARResponse(w, at)
+	if err != nil {
+		return err
+	}
+	if err := cw.WriteBlock(at, commitBytes); err != nil {
+		return err
+	}
+	err = tree.WalkBlocks(cw.WriteBlock, func(c cid.Cid) error {
+		data, err := bg.GetBlock(c)
+		if err != nil {
+			return err
+		}
+		return cw.WriteBlock(c, data)
+	})
+	if err != nil {
+		return err
+	}
+	return cw.Flush()
 }
 
 func (a *API) getRepo(w http.ResponseWriter, r *http.Request) error {
