@@ -296,3 +296,12 @@ func (h *Host) DeleteAccount(ctx context.Context, did string) error {
 	}
 	return nil
 }
+
+// PublicKey returns a hosted account's public signing key.
+func (h *Host) PublicKey(a *store.Account) (atcrypto.PublicKey, error) {
+	s, err := h.secrets(a.UID)
+	if err != nil {
+		return nil, err
+	}
+	return s.signing.PublicKey()
+}
