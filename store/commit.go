@@ -65,6 +65,7 @@ func (d *DB) commitGroup(group []*request) {
 	results := make([]result, len(group))
 	creating := map[string]bool{}
 	handles := map[string]string{} // handle → DID claimed in this group
+	colls := newCollTracker(d)
 	for i, req := range group {
 		if req.job != nil {
 			results[i].err = req.job(b)
@@ -103,14 +104,24 @@ func (d *DB) commitGroup(group []*request) {
 			results[i].err = err
 			continue
 		}
+		moves, err := colls.plan(c)
+		if err != nil {
+			results[i].err = fmt.Errorf("store: change to uid %d: %w", c.UID, err)
+			continue
+		}
 		seqs, evs := writeChange(b, c, seq, now)
+		colls.apply(b, moves)
 		seq += int64(len(seqs))
 		results[i].res.Seqs = seqs
 		events = append(events, evs...)
 	}
 	b.Set(metaSeq, binary.BigEndian.AppendUint64(nil, uint64(seq)), nil)
 	b.Set(metaUID, binary.BigEndian.AppendUint64(nil, uid), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	err := colls.flush(b)
+	if err == nil {
+		err = b.Commit(pebble.Sync)
+	}
+	if err != nil {
 		err = fmt.Errorf("store: commit: %w", err)
 		d.log.Error("group commit failed", "err", err, "changes", len(group))
 		for _, req := range group {
@@ -164,6 +175,7 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 		if a.Handle != "" {
 			b.Set(handleKey(a.Handle), []byte(a.DID), nil)
 		}
+		writeAccountStatus(b, a)
 	}
 	if c.Delete {
 		for _, t := range []byte{tHead, tBlock, tRev, tDead, tRecord, tRefCount, tCollCount, tSecret, tBlob} {
@@ -209,14 +221,14 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 			b.Delete(k, nil)
 		}
 	}
+	// The collection index (tables 0b and 11) is the committer's to write:
+	// see collTracker.
 	for _, cc := range c.Collections {
 		k := keyUIDString(tCollCount, uid, cc.Collection)
 		if cc.Count > 0 {
 			b.Set(k, binary.AppendUvarint(nil, cc.Count), nil)
-			b.Set(collIndexKey(cc.Collection, uid), nil, nil)
 		} else {
 			b.Delete(k, nil)
-			b.Delete(collIndexKey(cc.Collection, uid), nil)
 		}
 	}
 	for i := range c.Blobs {

@@ -25,6 +25,7 @@
 // creation order); cid is a binary CID; rev a 13-character TID.
 //
 //	00 "seq" | "uid"          → last seq, last uid (8 bytes each)
+//	00 "collidx"              → collection index version (8 bytes)
 //	01 did                    → account record (DAG-CBOR map)
 //	02 uid                    → did
 //	03 uid                    → head: len commit-cid, len data-cid, rev
@@ -41,6 +42,8 @@
 //	0e uid                    → signing secrets (hosted accounts)
 //	0f uid cid                → blob metadata
 //	10 handle                 → did                         handle index
+//	11 collection             → uvarint                     repos per collection
+//	12 uid                    → status                      accounts not active
 //
 // # Live blocks and history
 //
@@ -56,6 +59,33 @@
 // table 05, so BlocksSince(rev) is exact: the blocks of later commits. An
 // index entry left behind when a live block is stored again under a later
 // rev is skipped (its rev no longer matches).
+//
+// # The collection index
+//
+// listReposByCollection reads table 0b: one entry per repository and
+// collection it has records in, ordered by collection, then UID, so a page
+// is one range scan and a UID is a stable cursor (a repository keeps its UID
+// for ever; one present during a whole walk is returned exactly once, one
+// added or removed meanwhile at most once). The writer of a change gives
+// each collection's new record count (table 0a, an absolute value it read
+// and adjusted under the repository's lock); the committer turns counts that
+// reach zero or leave it into index entries removed or added, and keeps
+// table 11, the number of repositories per collection (the admin view), in
+// the same batch: it reads whether each entry exists (from the store or an
+// earlier change of the same group), so the counters stay exact whoever
+// writes. A change with Delete removes every entry of the repository, listed
+// or not. Table 12 lists the accounts that are not active, written with
+// every account record, so a page learns which repositories to hide
+// (takendown, suspended, deactivated) with one seek per entry instead of
+// decoding account records; hidden entries stay in the index and count in
+// table 11 while the status lasts.
+//
+// The marker 00 "collidx" holds the version of tables 0a, 0b, 11 and 12.
+// Open rebuilds them when it is absent or older (a store written before
+// them): it clears them, walks the record index (table 08, ordered by UID
+// then path, so each repository's collection is one run of keys) and the
+// account records, in batches of a few MiB, before the committer starts,
+// and sets the marker last, so a crash part way starts the rebuild over.
 //
 // # Events
 //

@@ -25,11 +25,16 @@ const (
 	tSecret     byte = 0x0e // uid → signing secrets of hosted accounts
 	tBlob       byte = 0x0f // uid cid → blob metadata
 	tHandle     byte = 0x10 // handle → did
+	tCollRepos  byte = 0x11 // collection → repository count
+	tInactive   byte = 0x12 // uid → status                (accounts not active)
 )
 
 var (
 	metaSeq = []byte{tMeta, 's', 'e', 'q'}
 	metaUID = []byte{tMeta, 'u', 'i', 'd'}
+	// metaCollIndex holds the version of the collection index tables (0a,
+	// 0b, 11, 12) the store was last built or rebuilt with.
+	metaCollIndex = []byte{tMeta, 'c', 'o', 'l', 'l', 'i', 'd', 'x'}
 )
 
 // revLen is the length of a TID rev.

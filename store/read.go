@@ -297,22 +297,10 @@ func (d *DB) Collections(uid uint64) (map[string]uint64, []string, error) {
 }
 
 // ReposByCollection returns up to limit UIDs of repositories with records in
-// collection, in UID order, after the UID after.
+// collection, in UID order, after the UID after. CollectionRepos adds each
+// one's DID and status.
 func (d *DB) ReposByCollection(collection string, after uint64, limit int) ([]uint64, error) {
-	p := append(append([]byte{tCollIndex}, collection...), 0)
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: collIndexKey(collection, after+1), UpperBound: prefixEnd(p)})
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	var out []uint64
-	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
-		k := it.Key()[len(p):]
-		if len(k) != 8 {
-			continue
-		}
-		out = append(out, binary.BigEndian.Uint64(k))
-	}
-	return out, closeIter(it)
+	return scanCollection(d.db, collection, after, limit)
 }
 
 // DIDForUID returns the DID of a UID.
