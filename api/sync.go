@@ -199,7 +199,7 @@ func (a *API) writeRepo(w http.ResponseWriter, acct *store.Account, since string
 		return err
 	}
 	if since == "" {
-		err = a.db.LiveBlocks(acct.UID, cw.WriteBlock)
+		err = a.db.LiveBlocksRaw(acct.UID, cw.WriteRawBlock)
 	} else {
 		err = a.db.BlocksSince(acct.UID, since, cw.WriteBlock)
 	}

@@ -65,6 +65,19 @@ func (w *Writer) WriteBlock(c cid.Cid, data []byte) error {
 	return w.err
 }
 
+// WriteRawBlock writes one section from a binary CID the caller has already
+// validated (a store key, say), sparing the allocation of a cid.Cid.
+func (w *Writer) WriteRawBlock(cidBytes, data []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	n := binary.PutUvarint(w.scratch[:], uint64(len(cidBytes)+len(data)))
+	w.write(w.scratch[:n])
+	w.write(cidBytes)
+	w.write(data)
+	return w.err
+}
+
 // Flush writes any buffered data to the underlying writer.
 func (w *Writer) Flush() error {
 	if w.err != nil {

@@ -118,3 +118,22 @@ func TestWriterReusesBufio(t *testing.T) {
 		t.Errorf("wrote % x", buf.Bytes())
 	}
 }
+
+func TestWriteRawBlockMatchesWriteBlock(t *testing.T) {
+	data := []byte("raw block")
+	c := dagcbor.SumRaw(data)
+	var a, b bytes.Buffer
+	wa, _ := NewWriter(&a, []cid.Cid{c})
+	wb, _ := NewWriter(&b, []cid.Cid{c})
+	if err := wa.WriteBlock(c, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := wb.WriteRawBlock(c.Bytes(), data); err != nil {
+		t.Fatal(err)
+	}
+	wa.Flush()
+	wb.Flush()
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatal("WriteRawBlock and WriteBlock write different bytes")
+	}
+}

@@ -38,7 +38,9 @@ type Options struct {
 	// QueueLen bounds the changes waiting for the committer; Apply blocks
 	// (or gives up with its context) beyond it. Default 1024.
 	QueueLen int
-	// CacheSize is Pebble's block cache in bytes. Default 256 MiB.
+	// CacheSize is Pebble's block cache in bytes. Default 32 MiB: the
+	// operating system's page cache holds the rest of the hot files, outside
+	// the process's RSS, so a full-repository scan does not grow it (P4).
 	CacheSize int64
 	// OnCommit is called by the committer after each durable group with the
 	// events it added, in seq order. It must not block: hand the events to a
@@ -69,7 +71,7 @@ func (o *Options) EnsureDefaults() {
 		o.QueueLen = 1024
 	}
 	if o.CacheSize <= 0 {
-		o.CacheSize = 256 << 20
+		o.CacheSize = 32 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -167,6 +167,33 @@ func (d *DB) LiveBlocks(uid uint64, fn func(c cid.Cid, data []byte) error) error
 	return closeIter(it)
 }
 
+// LiveBlocksRaw is LiveBlocks without parsing CIDs: fn gets the binary CID
+// as stored (checked when it was written). Both slices are valid only
+// during the call. getRepo streams through it without allocating per block.
+func (d *DB) LiveBlocksRaw(uid uint64, fn func(cidBytes, data []byte) error) error {
+	p := uidKey(tBlock, uid)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("store: %w", err)
+		}
+		if len(v) < revLen {
+			it.Close()
+			return errors.New("store: corrupt block value")
+		}
+		if err := fn(it.Key()[len(p):], v[revLen:]); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return closeIter(it)
+}
+
 // BlocksSince calls fn for every live block stored by a commit with a rev
 // after since, in rev order: what getRepo?since= returns. The data slice is
 // valid only during the call.
