@@ -152,11 +152,12 @@ func (d *DB) collectionsOf(uid uint64) ([]string, error) {
 	return names, err
 }
 
-// writeAccountStatus keeps table 12, the accounts that are not active, in
-// step with an account record being written.
+// writeAccountStatus keeps table 12, the status of every account whose
+// status is not plainly active, in step with an account record being
+// written.
 func writeAccountStatus(b *pebble.Batch, a *Account) {
-	k := uidKey(tInactive, a.UID)
-	if a.Status.Active() {
+	k := uidKey(tStatus, a.UID)
+	if a.Status == StatusActive {
 		b.Delete(k, nil)
 	} else {
 		b.Set(k, []byte(a.Status), nil)

@@ -9,7 +9,8 @@ import (
 )
 
 // CollectionRepo is one entry of the collection index: a repository with
-// records in the collection, its DID and its account's status.
+// records in the collection, its DID and its account's status (as
+// Account.Status: empty when active).
 type CollectionRepo struct {
 	UID    uint64
 	DID    string
@@ -24,7 +25,7 @@ type CollectionRepo struct {
 // meanwhile. Fewer than limit entries means the end of the index.
 //
 // The cost is one range scan of the index plus, per entry, a forward seek in
-// the UID table (02) and in the small table of inactive accounts (12):
+// the UID table (02) and in the small table of account statuses (12):
 // account records are not decoded.
 func (d *DB) CollectionRepos(collection string, after uint64, limit int) ([]CollectionRepo, error) {
 	if limit <= 0 {
@@ -42,7 +43,7 @@ func (d *DB) CollectionRepos(collection string, after uint64, limit int) ([]Coll
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	inactive, err := snap.NewIter(&pebble.IterOptions{LowerBound: uidKey(tInactive, first), UpperBound: uidKey(tInactive, last+1)})
+	statuses, err := snap.NewIter(&pebble.IterOptions{LowerBound: uidKey(tStatus, first), UpperBound: uidKey(tStatus, last+1)})
 	if err != nil {
 		dids.Close()
 		return nil, fmt.Errorf("store: %w", err)
@@ -55,16 +56,16 @@ func (d *DB) CollectionRepos(collection string, after uint64, limit int) ([]Coll
 		k = appendUID(k, uid)
 		if !dids.SeekGE(k) || !bytes.Equal(dids.Key(), k) {
 			dids.Close()
-			inactive.Close()
+			statuses.Close()
 			return nil, fmt.Errorf("store: collection %s: uid %d has no account", collection, uid)
 		}
 		r.DID = string(dids.Value())
-		k[0] = tInactive
-		if inactive.SeekGE(k) && bytes.Equal(inactive.Key(), k) {
-			r.Status = Status(inactive.Value())
+		k[0] = tStatus
+		if statuses.SeekGE(k) && bytes.Equal(statuses.Key(), k) {
+			r.Status = Status(statuses.Value())
 		}
 	}
-	if err := closeIter(inactive); err != nil {
+	if err := closeIter(statuses); err != nil {
 		dids.Close()
 		return nil, err
 	}

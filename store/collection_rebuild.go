@@ -14,11 +14,12 @@ import (
 // "collidx") is absent or older has them rebuilt at Open.
 //
 //	1: record counts (0a), index entries (0b), repository counts per
-//	   collection (11), accounts that are not active (12).
+//	   collection (11), account statuses (12).
 const collectionIndexVersion = 1
 
-// rebuildBatchBytes bounds one batch of the rebuild (and so its memory).
-const rebuildBatchBytes = 4 << 20
+// rebuildBatchBytes bounds one batch of the rebuild (and so its memory); a
+// variable so that tests can make the rebuild use many batches.
+var rebuildBatchBytes = 4 << 20
 
 // ensureCollectionIndex rebuilds the collection index tables when the store
 // predates this version of them. It runs in Open before the committer
@@ -45,7 +46,7 @@ func (d *DB) rebuildCollectionIndex() error {
 	start := time.Now()
 	w := &rebuildWriter{db: d.db, b: d.db.NewBatch()}
 	defer func() { w.b.Close() }()
-	for _, t := range []byte{tCollCount, tCollIndex, tCollRepos, tInactive} {
+	for _, t := range []byte{tCollCount, tCollIndex, tCollRepos, tStatus} {
 		w.b.DeleteRange([]byte{t}, []byte{t + 1}, nil)
 	}
 	entries, err := d.rebuildFromRecords(w)
@@ -59,7 +60,7 @@ func (d *DB) rebuildCollectionIndex() error {
 	if err != nil {
 		return err
 	}
-	inactive, err := d.rebuildInactive(w)
+	statuses, err := d.rebuildStatuses(w)
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func (d *DB) rebuildCollectionIndex() error {
 	if err := w.b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("store: rebuilding the collection index: %w", err)
 	}
-	d.log.Info("collection index rebuilt", "entries", entries, "collections", colls, "inactive_accounts", inactive, "took", time.Since(start))
+	d.log.Info("collection index rebuilt", "entries", entries, "collections", colls, "account_statuses", statuses, "took", time.Since(start))
 	return nil
 }
 
@@ -191,27 +192,27 @@ func (d *DB) rebuildRepoCounts(w *rebuildWriter) (int, error) {
 	return colls, closeIter(it)
 }
 
-// rebuildInactive lists the accounts that are not active in table 12.
-func (d *DB) rebuildInactive(w *rebuildWriter) (int, error) {
+// rebuildStatuses writes table 12 from the account records.
+func (d *DB) rebuildStatuses(w *rebuildWriter) (int, error) {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tAccount}, UpperBound: []byte{tAccount + 1}})
 	if err != nil {
 		return 0, fmt.Errorf("store: %w", err)
 	}
-	var inactive int
+	var n int
 	for ok := it.First(); ok; ok = it.Next() {
 		a, err := decodeAccount(it.Value())
 		if err != nil {
 			it.Close()
 			return 0, fmt.Errorf("store: account %q: %w", it.Key()[1:], err)
 		}
-		if a.Status.Active() {
+		if a.Status == StatusActive {
 			continue
 		}
-		inactive++
-		if err := w.set(uidKey(tInactive, a.UID), []byte(a.Status)); err != nil {
+		n++
+		if err := w.set(uidKey(tStatus, a.UID), []byte(a.Status)); err != nil {
 			it.Close()
 			return 0, err
 		}
 	}
-	return inactive, closeIter(it)
+	return n, closeIter(it)
 }

@@ -43,7 +43,7 @@
 //	0f uid cid                → blob metadata
 //	10 handle                 → did                         handle index
 //	11 collection             → uvarint                     repos per collection
-//	12 uid                    → status                      accounts not active
+//	12 uid                    → status                      account statuses
 //
 // # Live blocks and history
 //
@@ -74,11 +74,11 @@
 // the same batch: it reads whether each entry exists (from the store or an
 // earlier change of the same group), so the counters stay exact whoever
 // writes. A change with Delete removes every entry of the repository, listed
-// or not. Table 12 lists the accounts that are not active, written with
-// every account record, so a page learns which repositories to hide
-// (takendown, suspended, deactivated) with one seek per entry instead of
-// decoding account records; hidden entries stay in the index and count in
-// table 11 while the status lasts.
+// or not. Table 12 holds the status of every account that is not plainly
+// active (a few), written with every account record, so a page learns which
+// repositories to hide (takendown, suspended, deactivated) with one seek per
+// entry instead of decoding account records; hidden entries stay in the
+// index and count in table 11 while the status lasts.
 //
 // The marker 00 "collidx" holds the version of tables 0a, 0b, 11 and 12.
 // Open rebuilds them when it is absent or older (a store written before

@@ -26,7 +26,7 @@ const (
 	tBlob       byte = 0x0f // uid cid → blob metadata
 	tHandle     byte = 0x10 // handle → did
 	tCollRepos  byte = 0x11 // collection → repository count
-	tInactive   byte = 0x12 // uid → status                (accounts not active)
+	tStatus     byte = 0x12 // uid → status                (accounts not plainly active)
 )
 
 var (
