@@ -100,16 +100,25 @@ type CollectionRepoCount struct {
 	Repos      uint64
 }
 
-// CollectionCounts returns up to limit collections named after after (""
-// starts at the first), in byte order of their names, each with the number
-// of repositories that have records in it. The counts include repositories
-// hidden while their account is not active (deleted ones are gone).
-func (d *DB) CollectionCounts(after string, limit int) ([]CollectionRepoCount, error) {
-	lo := append(collReposKey(after), 0) // just past after
-	if after == "" {
-		lo = []byte{tCollRepos}
+// CollectionCounts returns up to limit collections whose names start with
+// prefix ("" for all) and sort after after ("" starts at the first), in
+// byte order of their names, each with the number of repositories that have
+// records in it. The counts include repositories hidden while their account
+// is not active (deleted ones are gone).
+func (d *DB) CollectionCounts(prefix, after string, limit int) ([]CollectionRepoCount, error) {
+	if limit <= 0 {
+		return nil, nil
 	}
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{tCollRepos + 1}})
+	p := collReposKey(prefix)
+	lo := p
+	if after >= prefix {
+		lo = append(collReposKey(after), 0) // just past after
+	}
+	hi := prefixEnd(p)
+	if bytes.Compare(lo, hi) >= 0 {
+		return nil, nil // after is past every name with the prefix
+	}
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

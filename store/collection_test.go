@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand"
 	"slices"
@@ -188,7 +189,7 @@ func TestCollectionIndexFirstAndLastRecord(t *testing.T) {
 		if uids, _ := db.ReposByCollection(coll, 0, 10); len(uids) != 0 {
 			t.Fatalf("%s still lists %v", coll, uids)
 		}
-		if n, _ := db.CollectionCounts("", 10); len(n) != 0 {
+		if n, _ := db.CollectionCounts("", "", 10); len(n) != 0 {
 			t.Fatalf("repository counts left: %+v", n)
 		}
 	}
@@ -285,7 +286,7 @@ func TestCollectionIndexWithinOneGroup(t *testing.T) {
 			t.Errorf("%s lists %v, want %v", coll, got, w)
 		}
 	}
-	counts, err := db.CollectionCounts("", 10)
+	counts, err := db.CollectionCounts("", "", 10)
 	if err != nil || !slices.Equal(counts, []CollectionRepoCount{{"x.y.a", 1}}) {
 		t.Fatalf("repository counts %+v (%v), want x.y.a: 1", counts, err)
 	}
@@ -352,7 +353,13 @@ func TestCollectionPagingUnderConcurrentWrites(t *testing.T) {
 			}
 		}()
 	}
-	for walk := 0; walk < 20; walk++ {
+	// Walk until plenty of writes have landed during the walks.
+	deadline := time.Now().Add(20 * time.Second)
+	w0 := writes.Load()
+	for walk := 0; walk < 10 || writes.Load()-w0 < 300; walk++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d writes in %d walks", writes.Load(), walk)
+		}
 		seen := map[uint64]int{}
 		var last uint64
 		for after := uint64(0); ; {
@@ -380,9 +387,6 @@ func TestCollectionPagingUnderConcurrentWrites(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	if writes.Load() == 0 {
-		t.Fatal("no concurrent writes happened")
-	}
 }
 
 // dumpTables returns every key and value of the given tables.
@@ -494,7 +498,7 @@ func TestCollectionIndexRebuiltAtOpen(t *testing.T) {
 	db.Close()
 
 	// A store from a newer program is refused, not rebuilt backwards.
-	pdb, err := pebble.Open(dir, &pebble.Options{})
+	pdb, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,7 +551,7 @@ func TestCollectionIndexRebuiltFromRecordsAlone(t *testing.T) {
 			t.Errorf("%s lists %v, want %v", coll, got, w)
 		}
 	}
-	counts, _ := db.CollectionCounts("", 10)
+	counts, _ := db.CollectionCounts("", "", 10)
 	if !slices.Equal(counts, []CollectionRepoCount{{"a.b", 1}, {"a.b.c", 3}, {"a.b.cd", 1}}) {
 		t.Fatalf("repository counts %+v", counts)
 	}
@@ -580,7 +584,7 @@ func TestCollectionCountsPaging(t *testing.T) {
 	want := []CollectionRepoCount{{"a.a.a", 4}, {"a.a.aa", 3}, {"a.b.a", 2}, {"b.a.a", 1}}
 	var got []CollectionRepoCount
 	for after := ""; ; {
-		page, err := db.CollectionCounts(after, 3)
+		page, err := db.CollectionCounts("", after, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -592,6 +596,23 @@ func TestCollectionCountsPaging(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("counts %+v, want %+v", got, want)
+	}
+	for _, c := range []struct {
+		prefix, after string
+		want          []CollectionRepoCount
+	}{
+		{"a.a.", "", want[:2]},
+		{"a.a.a", "", want[:2]},
+		{"a.a.", "a.a.a", want[1:2]},
+		{"a.", "a.a.aa", want[2:3]},
+		{"a.", "b", nil},
+		{"b.", "a.z", want[3:]},
+		{"c.", "", nil},
+	} {
+		got, err := db.CollectionCounts(c.prefix, c.after, 10)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("prefix %q after %q: %+v (%v), want %+v", c.prefix, c.after, got, err, c.want)
+		}
 	}
 	if n, _ := db.CollectionRepoTotal("z.z.z"); n != 0 {
 		t.Fatalf("unused collection counts %d", n)
