@@ -287,8 +287,15 @@ func (a *API) syncGetRecord(w http.ResponseWriter, r *http.Request) error {
 		}
 		return cw.WriteBlock(c, data)
 	})
-	if errors.Is(err, store.ErrNotFound) && at != acct.Head.Commit {
+	// An earlier commit may be gone (the repository's blocks answer
+	// mst.ErrNotFound) or name a block that is no commit: the caller's
+	// mistake, not ours.
+	switch {
+	case at == acct.Head.Commit:
+	case errors.Is(err, mst.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return xrpc.InvalidRequestf("commit %s is not available: not a commit of this repository, or older than the history window", at)
+	case errors.Is(err, repo.ErrMalformedCommit):
+		return xrpc.InvalidRequestf("commit %s is not a commit of %s", at, acct.DID)
 	}
 	if err != nil {
 		return err
