@@ -102,8 +102,12 @@ func (a *API) setStatus(r *http.Request, did string, status store.Status) error 
 //
 //	POST   /admin/accounts/{did}/takedown|suspend|deactivate|reactivate
 //	DELETE /admin/accounts/{did}
+//	GET    /admin/collections       repositories per collection (collections.go)
 func (a *API) AdminHandler() xrpc.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.Path == "/admin/collections" {
+			return a.adminCollections(w, r)
+		}
 		rest, ok := strings.CutPrefix(r.URL.Path, "/admin/accounts/")
 		if !ok {
 			return xrpc.NewError(http.StatusNotFound, "NotFound", "no such admin route")
