@@ -9,6 +9,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
+	"github.com/reservoir-atproto/reservoir/events"
 	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -25,6 +26,9 @@ type Options struct {
 	PublicURL string
 	Logger    *slog.Logger
 	Now       func() time.Time
+
+	// Firehose serves com.atproto.sync.subscribeRepos; nil answers 501.
+	Firehose *events.Firehose
 }
 
 // API serves the endpoints. It keeps no state of its own.
@@ -57,6 +61,7 @@ func New(opts Options) *API {
 // Register adds every endpoint to srv.
 func (a *API) Register(srv *xrpc.Server) {
 	a.registerSync(srv)
+	a.registerSubscribe(srv)
 	a.registerRepo(srv)
 	a.registerServer(srv)
 	a.registerAdmin(srv)

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reservoir-atproto/reservoir/api"
+	"github.com/reservoir-atproto/reservoir/events"
 	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/plc"
 	"github.com/reservoir-atproto/reservoir/repostore"
@@ -135,16 +136,29 @@ func runServe(args []string) error {
 // serve runs the server until ctx ends, then shuts down gracefully. ready,
 // if set, is told the listening address (tests listen on port 0).
 func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready func(net.Addr)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	fhMetrics, err := events.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	ring := events.NewRing(events.RingOptions{Metrics: fhMetrics})
 	db, err := store.Open(store.Options{
 		Dir:           filepath.Join(cfg.Data, "store"),
 		Logger:        logger.With("component", "store"),
 		HistoryWindow: cfg.ReplayWindow,
 		EventWindow:   cfg.ReplayWindow,
+		OnCommit:      ring.Publish,
 	})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	fh, err := events.New(events.Options{Log: db, Ring: ring, EventWindow: cfg.ReplayWindow, Metrics: fhMetrics, Logger: logger.With("component", "firehose")})
+	if err != nil {
+		return err
+	}
+	defer fh.Close() // before db.Close: subscribers may be reading the log
 	publicURL, _ := checkServiceURL(cfg.PublicURL)
 	plcURL, _ := checkServiceURL(cfg.PLCURL)
 	repos := &repostore.Repos{DB: db}
@@ -156,8 +170,6 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		Logger:    logger.With("component", "host"),
 		Blobs:     &store.FSBlobs{Dir: filepath.Join(cfg.Data, "blobs")},
 	})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := xrpc.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -169,7 +181,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		Version: buildVersion(),
 		Health:  db.Healthy,
 	})
-	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger})
+	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger, Firehose: fh})
 	a.Register(srv)
 	mux := http.NewServeMux()
 	mux.Handle(xrpc.PathPrefix, srv)
@@ -186,6 +198,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(fh.Close) // hijacked websockets are not Shutdown's to close
 	logger.Info("reservoir listening", "addr", ln.Addr().String(), "data", cfg.Data, "public_url", publicURL, "plc_url", plcURL)
 	if ready != nil {
 		ready(ln.Addr())

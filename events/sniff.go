@@ -1,0 +1,64 @@
+package events
+
+import (
+	"github.com/reservoir-atproto/reservoir/dagcbor"
+)
+
+// Event types as the frame header names them.
+const (
+	TypeCommit   = "#commit"
+	TypeSync     = "#sync"
+	TypeIdentity = "#identity"
+	TypeAccount  = "#account"
+	TypeInfo     = "#info"
+)
+
+// FrameType returns the t of a message frame's header ("#commit", ...), or
+// "" for an error frame or bytes that do not start with a header this
+// package writes. It reads only the header's first bytes: the committer's
+// frames start with {t: ..., op: 1}, in that canonical order.
+func FrameType(frame []byte) string {
+	// a2 (map of 2) 61 74 ("t") 6n (text of n < 24 bytes) ...
+	if len(frame) < 4 || frame[0] != 0xa2 || frame[1] != 0x61 || frame[2] != 't' {
+		return ""
+	}
+	n := int(frame[3]) - 0x60
+	if n < 1 || n > 23 || len(frame) < 4+n {
+		return ""
+	}
+	return string(frame[4 : 4+n])
+}
+
+// accountDeleted reports whether frame is an #account event with status
+// "deleted": the event whose commit purged every earlier event of the
+// account from the log. Anything it cannot read is not one.
+func accountDeleted(frame []byte) bool {
+	if FrameType(frame) != TypeAccount {
+		return false
+	}
+	d := dagcbor.NewDecoder(frame)
+	if err := d.Skip(); err != nil { // the header
+		return false
+	}
+	n, err := d.ReadMapHeader()
+	if err != nil {
+		return false
+	}
+	var prev []byte
+	for range n {
+		k, err := d.ReadMapKey(prev)
+		if err != nil {
+			return false
+		}
+		prev = k
+		if string(k) != "status" {
+			if err := d.Skip(); err != nil {
+				return false
+			}
+			continue
+		}
+		s, err := d.ReadText()
+		return err == nil && s == "deleted"
+	}
+	return false
+}

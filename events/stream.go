@@ -1,0 +1,174 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/reservoir-atproto/reservoir/store"
+)
+
+// Frame is one frame to send: the stored bytes of an event (or an #info
+// frame, Seq 0). Data is shared and read-only.
+type Frame struct {
+	Seq  int64
+	Time time.Time // when the committer stored the event (zero for #info)
+	Data []byte
+}
+
+// Stream is one subscriber's position in the log and the few buffers it
+// reads with. It pulls: each Poll returns the next frames after its
+// position, from the ring when the ring holds them and from the store
+// otherwise, so a subscriber far behind reads the store page by page, at its
+// own pace, until it reaches the ring; nothing is queued for it. A Stream is
+// used by one goroutine.
+type Stream struct {
+	f        *Firehose
+	pos      int64     // the last seq handed out
+	lastTime time.Time // the time of the event at pos (open time at the start)
+	info     []byte    // a pending #info frame, sent first
+	frames   []Frame   // returned by Poll, reused
+	page     []byte    // copies of store frames, reused; nil while on the ring
+	behind   bool      // the last Poll read the store
+}
+
+// Position returns the last seq the stream handed out (its cursor).
+func (s *Stream) Position() int64 { return s.pos }
+
+// Behind reports whether the stream last read from the store rather than
+// the ring (it is catching up).
+func (s *Stream) Behind() bool { return s.behind }
+
+// Poll returns the next frames after the stream's position and advances it
+// past them. The frames are valid until the next Poll. With no frame ready
+// it returns none and a channel that is closed when new events are
+// published: wait on it (and on whatever else the caller waits for), then
+// Poll again. It fails with ErrConsumerTooSlow when events after the
+// position were collected before the stream read them, or with the store's
+// error.
+func (s *Stream) Poll() (frames []Frame, wake <-chan struct{}, err error) {
+	if s.info != nil {
+		s.frames = append(s.frames[:0], Frame{Data: s.info})
+		s.info = nil
+		return s.frames, nil, nil
+	}
+	o := &s.f.opts
+	for {
+		frames, upTo, covered, wake := o.Ring.read(s.pos, s.frames[:0], o.BatchFrames, o.BatchBytes)
+		if covered {
+			s.setBehind(false)
+			s.page = nil
+			s.advance(frames, upTo)
+			s.frames = frames
+			return frames, wake, nil
+		}
+		s.setBehind(true)
+		frames, err := s.readStore()
+		if err != nil {
+			return nil, nil, err
+		}
+		s.frames = frames
+		if len(frames) > 0 {
+			return frames, wake, nil
+		}
+		// Nothing after pos in the store. If the ring has moved past pos
+		// meanwhile (its base is above pos), the events between are gone:
+		// check the gap like any other and go on from the ring.
+		base := o.Ring.baseSeq()
+		if base <= s.pos {
+			return nil, wake, nil
+		}
+		if err := s.gap(base); err != nil {
+			return nil, nil, err
+		}
+		s.pos = base
+	}
+}
+
+// Next blocks until frames are ready, then returns them like Poll.
+func (s *Stream) Next(ctx context.Context) ([]Frame, error) {
+	for {
+		frames, wake, err := s.Poll()
+		if err != nil || len(frames) > 0 {
+			return frames, err
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (s *Stream) advance(frames []Frame, upTo int64) {
+	if len(frames) > 0 {
+		s.lastTime = frames[len(frames)-1].Time
+	}
+	s.pos = upTo
+}
+
+func (s *Stream) setBehind(b bool) {
+	if b != s.behind {
+		s.behind = b
+		s.f.metrics.catchingUp(b)
+	}
+}
+
+// readStore reads the next page after pos from the store: at most
+// BatchFrames frames, and at most BatchBytes bytes past the first.
+func (s *Stream) readStore() ([]Frame, error) {
+	o := &s.f.opts
+	if s.page == nil {
+		s.page = make([]byte, 0, o.BatchBytes)
+	}
+	s.page = s.page[:0]
+	frames := s.frames[:0]
+	first := true
+	err := o.Log.Events(s.pos, func(ev store.CommittedEvent) error {
+		if first {
+			first = false
+			if ev.Seq != s.pos+1 {
+				if err := s.gap(ev.Seq - 1); err != nil {
+					return err
+				}
+			}
+		}
+		if len(frames) >= o.BatchFrames {
+			return store.ErrStop
+		}
+		var data []byte
+		if len(s.page)+len(ev.Frame) <= cap(s.page) {
+			off := len(s.page)
+			s.page = append(s.page, ev.Frame...)
+			data = s.page[off:len(s.page):len(s.page)]
+		} else if len(frames) == 0 {
+			data = append([]byte(nil), ev.Frame...) // one frame over the page size
+		} else {
+			return store.ErrStop
+		}
+		frames = append(frames, Frame{Seq: ev.Seq, Time: ev.Time, Data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: reading the log after %d: %w", s.pos, err)
+	}
+	if len(frames) > 0 {
+		s.advance(frames, frames[len(frames)-1].Seq)
+	}
+	return frames, nil
+}
+
+// gap judges a hole in the log between the stream's position and next (the
+// seq before the next event it can read). Events leave the log two ways:
+// the account-deletion purge, anywhere, and expiry, oldest first. Expired
+// events were all older than the window; the events after pos are no older
+// than the event at pos, so if that one is still inside the window the hole
+// can only be purges, which the stream skips. Otherwise the position fell
+// out of the window: ErrConsumerTooSlow.
+func (s *Stream) gap(next int64) error {
+	cutoff := s.f.opts.Now().Add(-s.f.opts.EventWindow)
+	if s.lastTime.Before(cutoff) {
+		return fmt.Errorf("%w: events %d to %d expired before the stream read them", ErrConsumerTooSlow, s.pos+1, next)
+	}
+	return nil
+}
