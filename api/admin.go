@@ -56,12 +56,10 @@ func (a *API) updateSubjectStatus(w http.ResponseWriter, r *http.Request) error 
 	if err := a.setStatus(r, in.Subject.DID, status); err != nil {
 		return err
 	}
+	// The output schema has subject and takedown only (no deactivated).
 	out := map[string]any{"subject": map[string]any{"$type": in.Subject.Type, "did": in.Subject.DID}}
 	if in.Takedown != nil {
 		out["takedown"] = in.Takedown
-	}
-	if in.Deactivated != nil {
-		out["deactivated"] = in.Deactivated
 	}
 	return xrpc.WriteJSON(w, http.StatusOK, out)
 }

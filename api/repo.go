@@ -54,6 +54,10 @@ func (a *API) writer(r *http.Request, repoID string) (string, error) {
 	if !c.IsSelfOrAdmin(did) {
 		return "", xrpc.Forbidden("the credentials are not those of " + did)
 	}
+	// A deleted account is no repository any more (not merely inactive).
+	if _, err := a.account(did); err != nil {
+		return "", err
+	}
 	return did, nil
 }
 
@@ -360,14 +364,17 @@ func (a *API) targetAccount(r *http.Request) (string, error) {
 		return "", err
 	}
 	switch {
-	case did != "" && c.IsSelfOrAdmin(string(did)):
-		return string(did), nil
-	case did != "":
+	case did != "" && !c.IsSelfOrAdmin(string(did)):
 		return "", xrpc.Forbidden("the credentials are not those of " + string(did))
-	case c.DID != "":
-		return c.DID, nil
+	case did == "" && c.DID == "":
+		return "", xrpc.InvalidRequest("repo: required with admin credentials")
+	case did == "":
+		did = syntax.DID(c.DID)
 	}
-	return "", xrpc.InvalidRequest("repo: required with admin credentials")
+	if _, err := a.account(string(did)); err != nil {
+		return "", err
+	}
+	return string(did), nil
 }
 
 func (a *API) uploadBlob(w http.ResponseWriter, r *http.Request) error {
