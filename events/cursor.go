@@ -45,8 +45,9 @@ var LiveCursor = Cursor{}
 func AtSeq(seq int64) Cursor { return Cursor{Seq: seq, Set: true} }
 
 // ParseCursor parses the cursor query parameter: "" is no cursor (live);
-// otherwise decimal digits only, at most MaxSeq. A sign, a fraction,
-// spaces or a value past MaxSeq is ErrInvalidCursor.
+// otherwise decimal digits only (at most 16 of them, as many as MaxSeq
+// has), with a value up to MaxSeq. A sign, a fraction, spaces or a value
+// past MaxSeq is ErrInvalidCursor.
 func ParseCursor(s string) (Cursor, error) {
 	if s == "" {
 		return LiveCursor, nil

@@ -78,7 +78,7 @@ func (r *Ring) Publish(evs []store.CommittedEvent) {
 	}
 	slab := make([]byte, 0, total)
 	add := make([]ringEntry, len(evs))
-	var deletions []int // indexes in add
+	deletion := make([]bool, len(evs))
 	for i := range evs {
 		ev := &evs[i]
 		off := len(slab)
@@ -86,9 +86,7 @@ func (r *Ring) Publish(evs []store.CommittedEvent) {
 		add[i] = ringEntry{seq: ev.Seq, uid: ev.UID, time: ev.Time, frame: slab[off:len(slab):len(slab)]}
 		typ := FrameType(ev.Frame)
 		r.metrics.published(typ)
-		if typ == TypeAccount && accountDeleted(ev.Frame) {
-			deletions = append(deletions, i)
-		}
+		deletion[i] = typ == TypeAccount && accountDeleted(ev.Frame)
 	}
 
 	r.mu.Lock()
@@ -97,9 +95,9 @@ func (r *Ring) Publish(evs []store.CommittedEvent) {
 	}
 	for i := range add {
 		r.pushLocked(add[i])
-	}
-	for _, i := range deletions {
-		r.purgeLocked(add[i].uid, add[i].seq)
+		if deletion[i] {
+			r.purgeLocked(add[i].uid, add[i].seq)
+		}
 	}
 	old := r.wake
 	r.wake = make(chan struct{})

@@ -223,7 +223,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // readEnded answers the client's close, if it sent one.
 func (s *subscriber) readEnded() string {
 	var ce *websocket.CloseError
-	if errors.As(s.readErr, &ce) {
+	if errors.As(s.readErr, &ce) && ce.Code != websocket.CloseAbnormalClosure { // 1006: gorilla's name for EOF
 		s.conn.finish(closeNormal, "")
 		return ReasonClientClosed
 	}

@@ -1,0 +1,240 @@
+package events
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/reservoir-atproto/reservoir/store"
+)
+
+// identityFrame is a small real frame; n varies its size.
+func identityFrame(seq int64, n int) []byte {
+	return (&Identity{DID: "did:plc:ring", Handle: fmt.Sprintf("%0*d.test", n+4, seq), Time: time.Unix(0, 0)}).AppendFrame(nil, seq)
+}
+
+func deletedFrame(seq int64) []byte {
+	return (&Account{DID: "did:plc:ring", Status: "deleted", Time: time.Unix(0, 0)}).AppendFrame(nil, seq)
+}
+
+func TestRingBoundsAndBase(t *testing.T) {
+	r := NewRing(RingOptions{MaxEvents: 3, MaxBytes: 1 << 20})
+	if _, _, covered, _ := r.read(0, nil, 10, 1<<20); covered {
+		t.Fatal("an empty ring claims to hold everything after 0")
+	}
+	pub := func(seqs ...int64) {
+		var evs []store.CommittedEvent
+		for _, s := range seqs {
+			evs = append(evs, store.CommittedEvent{Seq: s, UID: 1, Frame: identityFrame(s, 0)})
+		}
+		r.Publish(evs)
+	}
+	pub(11, 12)
+	check := func(after int64, wantCovered bool, want ...int64) {
+		t.Helper()
+		got, upTo, covered, _ := r.read(after, nil, 10, 1<<20)
+		if covered != wantCovered {
+			t.Fatalf("read after %d: covered %v, want %v", after, covered, wantCovered)
+		}
+		var seqs []int64
+		for _, f := range got {
+			seqs = append(seqs, f.Seq)
+			if !bytes.Equal(f.Data, identityFrame(f.Seq, 0)) {
+				t.Fatalf("seq %d: wrong bytes", f.Seq)
+			}
+		}
+		if fmt.Sprint(seqs) != fmt.Sprint(want) {
+			t.Fatalf("read after %d: %v, want %v", after, seqs, want)
+		}
+		if covered && len(want) > 0 && upTo != want[len(want)-1] {
+			t.Fatalf("read after %d: upTo %d", after, upTo)
+		}
+	}
+	check(9, false)             // before the first event the ring was given
+	check(10, true, 11, 12)     // base is 10
+	check(12, true)             // at the head
+	check(50, true)             // past the head: nothing yet
+	pub(13, 14)                 // 11 is evicted
+	check(10, false)            // base moved to 11
+	check(11, true, 12, 13, 14) //
+	if r.Head() != 14 {
+		t.Fatalf("head %d", r.Head())
+	}
+	if n, _ := r.Len(); n != 3 {
+		t.Fatalf("len %d", n)
+	}
+
+	// Bytes bound.
+	f := identityFrame(1, 0)
+	rb := NewRing(RingOptions{MaxEvents: 100, MaxBytes: 3*len(f) + 1})
+	for s := int64(1); s <= 10; s++ {
+		rb.Publish([]store.CommittedEvent{{Seq: s, Frame: identityFrame(s, 0)}})
+	}
+	if n, b := rb.Len(); n != 3 || b != 3*len(f) || rb.baseSeq() != 7 {
+		t.Fatalf("byte-bounded ring: %d events, %d bytes, base %d", n, b, rb.baseSeq())
+	}
+	// A frame larger than the whole bound is not kept: readers go to the
+	// store for it.
+	rb.Publish([]store.CommittedEvent{{Seq: 11, Frame: bytes.Repeat([]byte{1}, 4*len(f))}})
+	if n, _ := rb.Len(); n != 0 || rb.baseSeq() != 11 {
+		t.Fatalf("after an oversize frame: %d events, base %d", n, rb.baseSeq())
+	}
+}
+
+func TestRingReadLimits(t *testing.T) {
+	r := NewRing(RingOptions{})
+	var evs []store.CommittedEvent
+	for s := int64(1); s <= 20; s++ {
+		evs = append(evs, store.CommittedEvent{Seq: s, Frame: identityFrame(s, 0)})
+	}
+	r.Publish(evs)
+	size := len(identityFrame(1, 0))
+	if got, upTo, _, _ := r.read(0, nil, 5, 1<<20); len(got) != 5 || upTo != 5 {
+		t.Fatalf("5 frames max: %d, up to %d", len(got), upTo)
+	}
+	if got, _, _, _ := r.read(0, nil, 100, 2*size); len(got) != 2 {
+		t.Fatalf("2 frames of bytes: %d", len(got))
+	}
+	if got, _, _, _ := r.read(0, nil, 100, 1); len(got) != 1 {
+		t.Fatalf("the first frame always goes: %d", len(got))
+	}
+}
+
+func TestRingPurgeOnDeletion(t *testing.T) {
+	r := NewRing(RingOptions{})
+	r.Publish([]store.CommittedEvent{
+		{Seq: 1, UID: 7, Frame: identityFrame(1, 0)},
+		{Seq: 2, UID: 8, Frame: identityFrame(2, 0)},
+		{Seq: 3, UID: 7, Frame: identityFrame(3, 0)},
+	})
+	r.Publish([]store.CommittedEvent{
+		{Seq: 4, UID: 7, Frame: identityFrame(4, 0)},
+		{Seq: 5, UID: 7, Frame: deletedFrame(5)},
+		{Seq: 6, UID: 7, Frame: identityFrame(6, 0)}, // after the deletion: kept
+	})
+	got, upTo, _, _ := r.read(0, nil, 100, 1<<20)
+	var seqs []int64
+	for _, f := range got {
+		seqs = append(seqs, f.Seq)
+	}
+	if fmt.Sprint(seqs) != "[2 5 6]" || upTo != 6 {
+		t.Fatalf("after the deletion: %v up to %d, want [2 5 6] up to 6", seqs, upTo)
+	}
+	// Reading past the purged entries only still moves the position.
+	if got, upTo, _, _ := r.read(2, nil, 100, 1<<20); len(got) != 2 || upTo != 6 {
+		t.Fatalf("after 2: %d frames up to %d", len(got), upTo)
+	}
+	if _, b := r.Len(); b != len(identityFrame(2, 0))+len(deletedFrame(5))+len(identityFrame(6, 0)) {
+		t.Fatalf("purged bytes still counted: %d", b)
+	}
+}
+
+func TestRingWakesWaiters(t *testing.T) {
+	r := NewRing(RingOptions{})
+	w := r.Wait()
+	select {
+	case <-w:
+		t.Fatal("woken before any Publish")
+	default:
+	}
+	r.Publish(nil) // nothing committed: nobody is woken
+	select {
+	case <-w:
+		t.Fatal("woken by an empty Publish")
+	default:
+	}
+	r.Publish([]store.CommittedEvent{{Seq: 1, Frame: identityFrame(1, 0)}})
+	select {
+	case <-w:
+	case <-time.After(time.Second):
+		t.Fatal("not woken by Publish")
+	}
+}
+
+// TestRingAgainstModel publishes random groups (with gaps, deletions and
+// sizes) into rings of random bounds and checks every read against a plain
+// list of what the ring should still hold.
+func TestRingAgainstModel(t *testing.T) {
+	for seed := int64(1); seed <= 40; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		maxEvents, maxBytes := 1+rng.Intn(40), 200+rng.Intn(4000)
+		r := NewRing(RingOptions{MaxEvents: maxEvents, MaxBytes: maxBytes})
+		type ev struct {
+			seq    int64
+			uid    uint64
+			frame  []byte
+			purged bool
+		}
+		var model []ev // what was published, oldest first
+		base := int64(-1)
+		seq := int64(rng.Intn(1000))
+		for step := 0; step < 200; step++ {
+			var group []store.CommittedEvent
+			for range 1 + rng.Intn(6) {
+				seq++
+				uid := uint64(1 + rng.Intn(4))
+				f := identityFrame(seq, rng.Intn(120))
+				if rng.Intn(25) == 0 {
+					f = deletedFrame(seq)
+				}
+				group = append(group, store.CommittedEvent{Seq: seq, UID: uid, Frame: f})
+			}
+			r.Publish(group)
+			if base < 0 {
+				base = group[0].Seq - 1
+			}
+			for _, g := range group {
+				// Make room like the ring, oldest first, then add.
+				for {
+					n, b := len(model), len(g.Frame)
+					for _, m := range model {
+						if !m.purged {
+							b += len(m.frame)
+						}
+					}
+					if n == 0 || (n < maxEvents && b <= maxBytes) {
+						break
+					}
+					base = model[0].seq
+					model = model[1:]
+				}
+				model = append(model, ev{seq: g.Seq, uid: g.UID, frame: g.Frame})
+				if FrameType(g.Frame) == TypeAccount {
+					for i := range model {
+						if model[i].uid == g.UID && model[i].seq < g.Seq {
+							model[i].purged = true
+						}
+					}
+				}
+			}
+			// Every read position against the model.
+			for after := base - 2; after <= seq+1; after++ {
+				got, upTo, covered, _ := r.read(after, nil, 1000, 1<<30)
+				if covered != (after >= base) {
+					t.Fatalf("seed %d: read after %d: covered %v, base %d", seed, after, covered, base)
+				}
+				if !covered {
+					continue
+				}
+				var want []int64
+				for _, m := range model {
+					if m.seq > after && !m.purged {
+						want = append(want, m.seq)
+					}
+				}
+				var seqs []int64
+				for _, f := range got {
+					seqs = append(seqs, f.Seq)
+				}
+				if fmt.Sprint(seqs) != fmt.Sprint(want) {
+					t.Fatalf("seed %d step %d: read after %d: %v, want %v", seed, step, after, seqs, want)
+				}
+				if upTo < after || (len(model) > 0 && after < model[len(model)-1].seq && upTo != model[len(model)-1].seq) {
+					t.Fatalf("seed %d: read after %d: upTo %d", seed, after, upTo)
+				}
+			}
+		}
+	}
+}
