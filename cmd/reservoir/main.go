@@ -19,6 +19,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server: hosting, sync endpoints and the embedded store", runServe},
 		{"plc", "run a did:plc directory for private networks and tests", runPLC},
+		{"collections", "show how many repositories have records in each collection (admin)", runCollections},
 		{"subscribe", "print a host's firehose as JSON lines (not built yet)", notYet("subscribe")},
 		{"export", "download a repository as a CAR file or JSON records (not built yet)", notYet("export")},
 		{"blobs", "download every blob of a repository (not built yet)", notYet("blobs")},
