@@ -151,6 +151,13 @@ func TestUploadBlobAuth(t *testing.T) {
 	h.upload(data, "text/plain", "", basic("admin", "nope")).fails(http.StatusUnauthorized, "AuthenticationRequired")
 }
 
+func TestUploadBlobTooLarge(t *testing.T) {
+	h := newHarness(t, func(o *harnessOptions) { o.maxBlobSize = 1000 })
+	alice := h.createAccount("alice.test")
+	h.upload(bytes.Repeat([]byte{7}, 1000), "application/octet-stream", "", alice.cred()).ok("com.atproto.repo.uploadBlob")
+	h.upload(bytes.Repeat([]byte{7}, 1001), "application/octet-stream", "", alice.cred()).fails(http.StatusRequestEntityTooLarge, "BlobTooLarge")
+}
+
 func TestListBlobs(t *testing.T) {
 	h := newHarness(t)
 	alice := h.createAccount("alice.test")

@@ -82,6 +82,7 @@ func (h *harness) with(t *testing.T) *harness {
 
 type harnessOptions struct {
 	historyWindow time.Duration
+	maxBlobSize   int64 // 0: the host's default
 }
 
 func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
@@ -110,12 +111,13 @@ func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
 
 	repos := &repostore.Repos{DB: db}
 	h := host.New(host.Options{
-		DB:        db,
-		Repos:     repos,
-		DIDs:      plcDIDs{client: plcClient},
-		PublicURL: publicURL,
-		Now:       clock.Now,
-		Blobs:     &store.FSBlobs{Dir: t.TempDir()},
+		DB:          db,
+		Repos:       repos,
+		DIDs:        plcDIDs{client: plcClient},
+		PublicURL:   publicURL,
+		Now:         clock.Now,
+		Blobs:       &store.FSBlobs{Dir: t.TempDir()},
+		MaxBlobSize: o.maxBlobSize,
 	})
 	auth := &xrpc.Auth{AdminPassword: adminPassword, Tokens: h}
 	srv := xrpc.NewServer(xrpc.Options{Logger: logger, Version: serverVersion, Health: db.Healthy})

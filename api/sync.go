@@ -92,6 +92,7 @@ func (a *API) getBlocks(w http.ResponseWriter, r *http.Request) error {
 	if len(cids) > maxGetBlocks {
 		return xrpc.InvalidRequestf("cids: at most %d per request", maxGetBlocks)
 	}
+	cids = uniqueCIDs(cids) // a CAR holds each block once
 	var missing *repostore.MissingBlocksError
 	blocks, err := a.repos.GetBlocks(acct, cids)
 	if errors.As(err, &missing) {
@@ -114,6 +115,19 @@ func (a *API) getBlocks(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return cw.Flush()
+}
+
+// uniqueCIDs drops repeated CIDs, keeping the first of each in place.
+func uniqueCIDs(cids []cid.Cid) []cid.Cid {
+	seen := make(map[cid.Cid]bool, len(cids))
+	out := cids[:0]
+	for _, c := range cids {
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (a *API) getCheckout(w http.ResponseWriter, r *http.Request) error {

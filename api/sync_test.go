@@ -262,6 +262,10 @@ func TestGetBlocks(t *testing.T) {
 	if want := setOf(c1, head, c2); want.diff(setOf(f.order...)) != "" || len(f.order) != 3 {
 		t.Errorf("getBlocks blocks %v", f.order)
 	}
+	// A CID asked twice comes once.
+	if f := h.query("com.atproto.sync.getBlocks", q("did", alice.did, "cids", c1.String(), "cids", c1.String())).car(); len(f.order) != 1 || f.order[0] != c1 {
+		t.Errorf("getBlocks of one CID twice: %v", f.order)
+	}
 	// car.ParseBytes reads a zero-root CAR.
 	roots, blocks, err := car.ParseBytes(r.body, nil)
 	if err != nil || len(roots) != 0 || len(blocks) != 3 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
@@ -130,6 +131,12 @@ func TestCreateRecordRefused(t *testing.T) {
 			h.with(t).procedure("com.atproto.repo.createRecord", tc.in, tc.creds...).fails(tc.status, tc.error)
 		})
 	}
+	// A body over the 4 MiB limit of a record write: 413 before it is read.
+	big := map[string]any{"repo": alice.did, "collection": "app.bsky.feed.post", "record": map[string]any{"$type": "app.bsky.feed.post", "text": strings.Repeat("x", 5<<20)}}
+	h.procedure("com.atproto.repo.createRecord", big, alice.cred()).fails(http.StatusRequestEntityTooLarge, "PayloadTooLarge")
+	// Under it but over the 1 MB of a record block: 400.
+	big["record"] = map[string]any{"$type": "app.bsky.feed.post", "text": strings.Repeat("x", 1<<20)}
+	h.procedure("com.atproto.repo.createRecord", big, alice.cred()).fails(http.StatusBadRequest, "InvalidRequest")
 	if now, _ := h.latest(alice.did); now != head {
 		t.Errorf("a refused write changed the head: %s → %s", head, now)
 	}
