@@ -16,6 +16,9 @@ func TestRepoGetRecord(t *testing.T) {
 	rec := post("hello")
 	rec["tags"] = []any{"a", "b"}
 	rec["n"] = 42
+	rec["data"] = map[string]any{"$bytes": "AQIDBA"}
+	rec["ref"] = map[string]any{"$link": recordCID(t, post("linked")).String()}
+	rec["nested"] = map[string]any{"null": nil, "yes": true, "deep": []any{map[string]any{"k": -7}}}
 	h.createRecord(alice, "app.bsky.feed.post", "3jzfcijpj2z2a", rec)
 	want := recordCID(t, rec)
 

@@ -126,11 +126,19 @@ func TestCreateRecordRefused(t *testing.T) {
 		{"record not an object", body(func(m map[string]any) { m["record"] = "text" }), []cred{alice.cred()}, 400, "InvalidRequest"},
 		{"bad swapCommit", body(func(m map[string]any) { m["swapCommit"] = "nope" }), []cred{alice.cred()}, 400, "InvalidRequest"},
 		{"not JSON", `{"repo":`, []cred{alice.cred()}, 400, "InvalidRequest"},
+		{"bad $link", body(func(m map[string]any) {
+			m["record"] = map[string]any{"$type": "app.bsky.feed.post", "l": map[string]any{"$link": "nope"}}
+		}), []cred{alice.cred()}, 400, "InvalidRequest"},
+		{"malformed blob", body(func(m map[string]any) {
+			m["record"] = withImage("x", map[string]any{"$type": "blob", "mimeType": "image/png"})
+		}), []cred{alice.cred()}, 400, "InvalidRequest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h.with(t).procedure("com.atproto.repo.createRecord", tc.in, tc.creds...).fails(tc.status, tc.error)
 		})
 	}
+	r := h.do(http.MethodPost, "/xrpc/com.atproto.repo.createRecord", strings.NewReader(string(mustJSON(t, body(func(map[string]any) {})))), http.Header{"Content-Type": {"text/plain"}}, alice.cred())
+	r.fails(http.StatusBadRequest, "InvalidRequest")
 	// A body over the 4 MiB limit of a record write: 413 before it is read.
 	big := map[string]any{"repo": alice.did, "collection": "app.bsky.feed.post", "record": map[string]any{"$type": "app.bsky.feed.post", "text": strings.Repeat("x", 5<<20)}}
 	h.procedure("com.atproto.repo.createRecord", big, alice.cred()).fails(http.StatusRequestEntityTooLarge, "PayloadTooLarge")
