@@ -414,3 +414,27 @@ func FuzzValidateOutput(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkValidateOutput(b *testing.B) {
+	cat := Fixtures(b)
+	var sb strings.Builder
+	sb.WriteString(`{"cursor":"1000","repos":[`)
+	for i := range 1000 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"did":%q,"head":%q,"rev":%q,"active":true}`, did, cborCID, rev)
+	}
+	sb.WriteString(`]}`)
+	body := []byte(sb.String())
+	if err := cat.ValidateOutput("com.atproto.sync.listRepos", body); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := cat.ValidateOutput("com.atproto.sync.listRepos", body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
