@@ -34,8 +34,10 @@ type RefCount struct {
 }
 
 // CollectionCount is the new number of records a repository has in a
-// collection. A count of zero removes the repository from the collection
-// index; going from zero to one adds it.
+// collection. The committer keeps the collection index from it: a count
+// that leaves zero adds the repository to the collection, one that reaches
+// zero removes it (the committer reads which, so the writer gives only the
+// new count).
 type CollectionCount struct {
 	Collection string
 	Count      uint64
