@@ -79,17 +79,21 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
-	var err error
+	var boolErr error
 	parseBool := func(name, v string) bool {
 		b, perr := strconv.ParseBool(v)
-		if perr != nil && err == nil {
-			err = fmt.Errorf("serve: --%s: %q is not true or false", name, v)
+		if perr != nil && boolErr == nil {
+			boolErr = fmt.Errorf("serve: --%s: %q is not true or false", name, v)
 		}
 		return b
 	}
 	cfg.Archive = parseBool("archive", archive)
 	cfg.AllowInsecureHosts = parseBool("allow-insecure-hosts", insecure)
 	cfg.Lenient = parseBool("lenient", lenient)
+	if boolErr != nil {
+		return nil, boolErr
+	}
+	var err error
 	if cfg.ReplayWindow, err = time.ParseDuration(window); err != nil || cfg.ReplayWindow <= 0 {
 		return nil, fmt.Errorf("serve: --replay-window: %q is not a positive duration", window)
 	}
@@ -97,9 +101,6 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		if r = strings.TrimSpace(r); r != "" {
 			cfg.Relays = append(cfg.Relays, r)
 		}
-	}
-	if err != nil {
-		return nil, err
 	}
 	if _, perr := checkServiceURL(cfg.PublicURL); perr != nil {
 		return nil, fmt.Errorf("serve: --public-url: %w", perr)
@@ -174,7 +175,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 	if err != nil {
 		return err
 	}
-	auth := &xrpc.Auth{AdminPassword: cfg.AdminPassword, Tokens: h}
+	auth := &xrpc.Auth{AdminPassword: cfg.AdminPassword, Tokens: hostTokens{h}}
 	srv := xrpc.NewServer(xrpc.Options{
 		Logger:  logger.With("component", "xrpc"),
 		Metrics: metrics,
@@ -234,6 +235,19 @@ func collectBlobs(ctx context.Context, h *host.Host, logger *slog.Logger) {
 			}
 		}
 	}
+}
+
+// hostTokens checks bearer tokens against the host, in the error terms of
+// xrpc (a token that names no account or does not match is a 401, not a
+// 500).
+type hostTokens struct{ h *host.Host }
+
+func (t hostTokens) AccountForToken(ctx context.Context, token string) (string, error) {
+	did, err := t.h.AccountForToken(ctx, token)
+	if errors.Is(err, host.ErrBadToken) {
+		return "", xrpc.ErrInvalidToken
+	}
+	return did, err
 }
 
 // plcDIDs registers the DIDs of new hosted accounts in a did:plc directory.
