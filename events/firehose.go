@@ -227,7 +227,9 @@ func (f *Firehose) Close() {
 	}
 	f.mu.Lock()
 	for s := range f.subs {
-		s.conn.Close()
+		if s.conn != nil { // nil until the upgrade
+			s.conn.Close()
+		}
 	}
 	f.mu.Unlock()
 	<-done
