@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/reservoir-atproto/reservoir/dagcbor"
 )
 
 // value reads a counter or gauge (-1 if it cannot).
@@ -320,4 +323,135 @@ func TestWebsocketBlockedSocketIsConsumerTooSlow(t *testing.T) {
 		t.Fatalf("the client got everything (%d): the socket never blocked", last)
 	}
 	waitFor(t, "the count", func() bool { return disconnects(m, ReasonWriteTimeout) == 1 })
+}
+
+// readUntil reads frames until the one with seq last, checking that seqs
+// strictly increase without a gap from the first one read.
+func readUntil(t *testing.T, c *websocket.Conn, last int64, slow bool) []logged {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	var got []logged
+	for n := 0; len(got) == 0 || got[len(got)-1].seq < last; n++ {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d frames: %v", len(got), err)
+		}
+		seq := seqOf(t, msg)
+		if len(got) > 0 && seq != got[len(got)-1].seq+1 {
+			t.Fatalf("seq %d after %d", seq, got[len(got)-1].seq)
+		}
+		got = append(got, logged{seq, msg})
+		if slow && n%200 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return got
+}
+
+// TestWebsocketConcurrentWriters: consumers over real sockets (from 0,
+// live, from the middle, and a slow one) while eight writers commit to
+// their repositories: every consumer gets the store's frames, in order,
+// without gap or duplicate.
+func TestWebsocketConcurrentWriters(t *testing.T) {
+	l := newTestLog(t, logConfig{ring: RingOptions{MaxEvents: 300}, fh: Options{BatchFrames: 32}})
+	const writers, changes = 8, 150
+	uids := make([]uint64, writers)
+	for i := range uids {
+		uids[i] = l.account("did:plc:cw" + string(rune('a'+i)))
+	}
+	srv := l.server()
+	conns := map[string]*websocket.Conn{"from 0": dial(t, srv, "0"), "live": dial(t, srv, ""), "slow": dial(t, srv, "0")}
+	waitFor(t, "subscribers", func() bool { return l.fh.Subscribers() == 3 })
+	done := make(chan struct{})
+	mid := make(chan int64, 1) // the seq mid-way through the writes
+	for w := range writers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range changes {
+				l.emitSized(uids[w], "did:plc:cw"+string(rune('a'+w)), 1+i%3, (i*37)%500)
+				if w == 0 && i == changes/2 {
+					mid <- l.db.LastSeq() // the test dials from there
+				}
+			}
+		}()
+	}
+	conns["mid-way"] = dial(t, srv, strconv.FormatInt(<-mid, 10))
+	for range writers {
+		<-done
+	}
+	last := l.db.LastSeq()
+	all := l.stored(0)
+	type res struct {
+		name string
+		got  []logged
+	}
+	out := make(chan res, len(conns))
+	for name, c := range conns {
+		go func() { out <- res{name, readUntilOrNil(c, last, name == "slow")} }()
+	}
+	for range conns {
+		r := <-out
+		if r.got == nil {
+			t.Fatalf("%s: read failed", r.name)
+		}
+		first := r.got[0].seq
+		if r.name == "from 0" || r.name == "slow" {
+			if first != 1 {
+				t.Fatalf("%s starts at %d", r.name, first)
+			}
+		}
+		sameLog(t, r.name, r.got, all[first-1:])
+	}
+}
+
+// readUntilOrNil is readUntil for a goroutine other than the test's: nil
+// on any failure (the caller fails the test).
+func readUntilOrNil(c *websocket.Conn, last int64, slow bool) []logged {
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	var got []logged
+	for n := 0; len(got) == 0 || got[len(got)-1].seq < last; n++ {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			return nil
+		}
+		d := dagcbor.NewDecoder(msg)
+		if d.Skip() != nil {
+			return nil
+		}
+		v, err := d.ReadValue()
+		m, _ := v.(map[string]any)
+		seq, ok := m["seq"].(int64)
+		if err != nil || !ok || (len(got) > 0 && seq != got[len(got)-1].seq+1) {
+			return nil
+		}
+		got = append(got, logged{seq, msg})
+		if slow && n%100 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return got
+}
+
+// TestWebsocketSlowConsumerIsNotDropped: 20,000 events past a 100-event
+// ring while a consumer reads slowly: it gets all of them, in order.
+func TestWebsocketSlowConsumerIsNotDropped(t *testing.T) {
+	cfg, m := withMetrics(t, logConfig{ring: RingOptions{MaxEvents: 100}})
+	l := newTestLog(t, cfg)
+	uid := l.account("did:plc:slowws")
+	c := dial(t, l.server(), "0")
+	go func() {
+		for range 200 {
+			l.emitSized(uid, "did:plc:slowws", 100, 100)
+		}
+	}()
+	got := readUntil(t, c, 20_001, true)
+	sameLog(t, "slow consumer", got, l.stored(0))
+	if value(m.fromStore) == 0 {
+		t.Error("the slow consumer never read the store")
+	}
+	for _, r := range []string{ReasonExpired, ReasonWriteTimeout, ReasonWriteError} {
+		if n := disconnects(m, r); n != 0 {
+			t.Errorf("%v %s disconnects", n, r)
+		}
+	}
 }
