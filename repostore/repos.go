@@ -142,7 +142,7 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 		if n < 0 {
 			return nil, fmt.Errorf("repostore: %s: collection %s would hold %d records", a.DID, coll, n)
 		}
-		c.Collections = append(c.Collections, store.CollectionCount{Collection: coll, Count: uint64(n)})
+		c.Collections = append(c.Collections, store.CollectionCount{Collection: coll, Count: uint64(n), Old: cur})
 	}
 	var err error
 	if c.Blobs, err = r.blobChanges(a, res, now); err != nil {

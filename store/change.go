@@ -36,11 +36,15 @@ type RefCount struct {
 // CollectionCount is the new number of records a repository has in a
 // collection. The committer keeps the collection index from it: a count
 // that leaves zero adds the repository to the collection, one that reaches
-// zero removes it (the committer reads which, so the writer gives only the
-// new count).
+// zero removes it. Old is the count the writer read before the change, when
+// it knows it: with Old and Count both above zero the repository stays in
+// the collection and the committer reads nothing (the common case, a record
+// added to a collection the repository already uses). Zero means none or
+// unknown, and the committer looks the entry up.
 type CollectionCount struct {
 	Collection string
 	Count      uint64
+	Old        uint64
 }
 
 // FrameEncoder appends the complete firehose frame of an event (header and

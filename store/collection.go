@@ -96,11 +96,25 @@ func (t *collTracker) plan(c *Change) ([]collMove, error) {
 		}
 	}
 	for _, cc := range c.Collections {
+		if cc.Count > 0 && cc.Old > 0 && t.known(c.UID, cc.Collection, after) {
+			continue // in before and after, as its writer read it
+		}
 		if err := set(cc.Collection, cc.Count > 0); err != nil {
 			return nil, err
 		}
 	}
 	return moves, nil
+}
+
+// known reports whether the writer's view of an entry can be trusted: no
+// earlier change of the group, nor this one, has touched it (the writer
+// read the store, which is all there is then).
+func (t *collTracker) known(uid uint64, coll string, after map[string]bool) bool {
+	if _, ok := after[coll]; ok {
+		return false
+	}
+	_, ok := t.present[collEntry{coll, uid}]
+	return !ok
 }
 
 // apply writes the planned moves into the batch.

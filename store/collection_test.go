@@ -124,10 +124,15 @@ func runCollectionOps(t testing.TB, db *DB, m *collModel, repos int, ops []byte)
 		counts := m.counts[uid]
 		c := &Change{UID: uid}
 		// setCount is the writer's side: the new absolute count, sent only
-		// when it changes (as repostore.CommitChange does).
+		// when it changes, with the old one (as repostore.CommitChange does)
+		// or, for some ops, without (as an import does).
 		setCount := func(coll string, n uint64) {
 			if n != counts[coll] {
-				c.Collections = append(c.Collections, CollectionCount{Collection: coll, Count: n})
+				cc := CollectionCount{Collection: coll, Count: n}
+				if a&1 == 0 {
+					cc.Old = counts[coll]
+				}
+				c.Collections = append(c.Collections, cc)
 				counts[coll] = n
 			}
 		}
@@ -258,9 +263,14 @@ func TestCollectionIndexWithinOneGroup(t *testing.T) {
 	go func() { defer wg.Done(); db.Apply(ctx, &Change{UID: u1, Events: []FrameEncoder{seqFrame("hold")}}) }()
 	<-blocked
 	cc := func(coll string, n uint64) []CollectionCount { return []CollectionCount{{Collection: coll, Count: n}} }
+	// The writer's old counts, when given, cannot hide what the group did:
+	// here they are stale (2, read before the group) and must be overruled.
+	stale := func(coll string, n uint64) []CollectionCount {
+		return []CollectionCount{{Collection: coll, Count: n, Old: 2}}
+	}
 	submit(&Change{UID: u1, Collections: cc("x.y.a", 1)})
-	submit(&Change{UID: u1, Collections: cc("x.y.a", 0)})
-	submit(&Change{UID: u1, Collections: cc("x.y.a", 2)})
+	submit(&Change{UID: u1, Collections: stale("x.y.a", 0)})
+	submit(&Change{UID: u1, Collections: stale("x.y.a", 2)})
 	submit(&Change{UID: u1, Collections: cc("x.y.b", 1)})
 	submit(&Change{UID: u2, Collections: cc("x.y.a", 1)})
 	submit(&Change{UID: u2, Collections: cc("x.y.b", 1)})
@@ -268,7 +278,7 @@ func TestCollectionIndexWithinOneGroup(t *testing.T) {
 	submit(&Change{UID: u2, Head: &Head{Rev: "bad"}, Collections: cc("x.y.c", 1)})
 	submit(&Change{UID: u2, Account: &Account{UID: u2, DID: "did:plc:two", Status: StatusDeleted}, Delete: true})
 	// Deleted and given x.y.a again in the same change (a replacement).
-	submit(&Change{UID: u1, Delete: true, Collections: cc("x.y.a", 5)})
+	submit(&Change{UID: u1, Delete: true, Collections: stale("x.y.a", 5)})
 	close(release)
 	wg.Wait()
 	close(errs)

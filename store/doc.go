@@ -73,7 +73,9 @@
 // table 11, the number of repositories per collection (the admin view), in
 // the same batch: it reads whether each entry exists (from the store or an
 // earlier change of the same group), so the counters stay exact whoever
-// writes. A change with Delete removes every entry of the repository, listed
+// writes. A writer that read the old count says so (CollectionCount.Old),
+// which spares the committer the read when the count stays above zero,
+// the common case on its serial path. A change with Delete removes every entry of the repository, listed
 // or not. Table 12 holds the status of every account that is not plainly
 // active (a few), written with every account record, so a page learns which
 // repositories to hide (takendown, suspended, deactivated) with one seek per
