@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/reservoir-atproto/reservoir/dagcbor"
+	"github.com/reservoir-atproto/reservoir/internal/lexcheck"
 )
 
 var cursorTable = []struct {
@@ -122,4 +125,18 @@ func FuzzFrameSniffing(f *testing.F) {
 			t.Fatalf("deleted, but type %q", typ)
 		}
 	})
+}
+
+// TestInfoFrameIsTheLexiconShape: the #info frame a stream sends for an
+// outdated cursor, against com.atproto.sync.subscribeRepos#info.
+func TestInfoFrameIsTheLexiconShape(t *testing.T) {
+	h, b := decodeFrame(t, InfoFrame("OutdatedCursor", OutdatedCursorMessage), 0)
+	if h["t"] != "#info" || h["op"] != int64(1) {
+		t.Fatalf("header %v", h)
+	}
+	js, err := dagcbor.ToJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lexcheck.CheckDef(t, "com.atproto.sync.subscribeRepos#info", js)
 }

@@ -173,7 +173,7 @@ func TestRingAgainstModel(t *testing.T) {
 		for step := 0; step < 200; step++ {
 			var group []store.CommittedEvent
 			for range 1 + rng.Intn(6) {
-				seq++
+				seq += 1 + int64(rng.Intn(3)/2) // mostly consecutive, sometimes a gap
 				uid := uint64(1 + rng.Intn(4))
 				f := identityFrame(seq, rng.Intn(120))
 				if rng.Intn(25) == 0 {
