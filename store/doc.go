@@ -65,22 +65,24 @@
 // listReposByCollection reads table 0b: one entry per repository and
 // collection it has records in, ordered by collection, then UID, so a page
 // is one range scan and a UID is a stable cursor (a repository keeps its UID
-// for ever; one present during a whole walk is returned exactly once, one
-// added or removed meanwhile at most once). The writer of a change gives
-// each collection's new record count (table 0a, an absolute value it read
-// and adjusted under the repository's lock); the committer turns counts that
+// for ever; one present during a whole walk is met exactly once, one added
+// or removed meanwhile at most once). The writer of a change gives each
+// collection's new record count (table 0a, an absolute value it read and
+// adjusted under the repository's lock); the committer turns counts that
 // reach zero or leave it into index entries removed or added, and keeps
 // table 11, the number of repositories per collection (the admin view), in
-// the same batch: it reads whether each entry exists (from the store or an
-// earlier change of the same group), so the counters stay exact whoever
-// writes. A writer that read the old count says so (CollectionCount.Old),
-// which spares the committer the read when the count stays above zero,
-// the common case on its serial path. A change with Delete removes every entry of the repository, listed
-// or not. Table 12 holds the status of every account that is not plainly
-// active (a few), written with every account record, so a page learns which
-// repositories to hide (takendown, suspended, deactivated) with one seek per
-// entry instead of decoding account records; hidden entries stay in the
-// index and count in table 11 while the status lasts.
+// the same batch. It reads whether each entry exists (from the store, or
+// from an earlier change of the same group), so the counters stay exact
+// whoever writes; a writer that read the old count says so
+// (CollectionCount.Old), which spares the committer that read when the
+// count stays above zero, the common case on its serial path. A change with
+// Delete removes every entry of the repository, listed in it or not.
+//
+// Table 12 holds the status of every account that is not plainly active,
+// written with every account record, so a page learns which repositories to
+// hide (takendown, suspended, deactivated) with one forward seek per entry
+// instead of decoding account records. Hidden entries stay in the index,
+// and count in table 11, while the status lasts.
 //
 // The marker 00 "collidx" holds the version of tables 0a, 0b, 11 and 12.
 // Open rebuilds them when it is absent or older (a store written before
