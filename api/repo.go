@@ -502,7 +502,7 @@ func (a *API) listRecords(w http.ResponseWriter, r *http.Request) error {
 	}
 	records := make([]map[string]any, 0, len(entries))
 	for _, e := range entries {
-		data, _, err := a.db.Block(acct.UID, e.CID)
+		c, data, err := a.repos.Record(acct, string(coll)+"/"+e.RKey)
 		if err != nil {
 			return fmt.Errorf("api: record %s/%s: %w", coll, e.RKey, err)
 		}
@@ -510,7 +510,7 @@ func (a *API) listRecords(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		records = append(records, map[string]any{"uri": atURI(acct.DID, string(coll)+"/"+e.RKey), "cid": e.CID.String(), "value": value})
+		records = append(records, map[string]any{"uri": atURI(acct.DID, string(coll)+"/"+e.RKey), "cid": c.String(), "value": value})
 	}
 	out := map[string]any{"records": records}
 	if int64(len(entries)) == limit {

@@ -155,9 +155,7 @@ func (h *Host) replaceChange(a *store.Account, commitCID cid.Cid, commit *repo.C
 	colls := map[string]uint64{}
 	blobRefs := map[cid.Cid]uint64{}
 	blobInfo := map[cid.Cid]dagcbor.Blob{}
-	paths := make(map[string]bool, len(next.records))
 	for _, r := range next.records {
-		paths[r.path] = true
 		refs[r.cid]++
 		colls[collectionOf(r.path)]++
 		c.Records = append(c.Records, store.RecordWrite{Path: r.path, CID: r.cid})
@@ -176,16 +174,14 @@ func (h *Host) replaceChange(a *store.Account, commitCID cid.Cid, commit *repo.C
 		if keep[bc] {
 			return nil
 		}
-		_, rev, err := h.db.LiveBlock(a.UID, bc)
-		if err != nil {
-			return err
-		}
-		c.Dead = append(c.Dead, store.DeadBlock{CID: bc, Rev: rev, Data: append([]byte(nil), data...)})
+		c.Dead = append(c.Dead, store.DeadBlock{CID: bc, Data: append([]byte(nil), data...)})
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	// Old records and counters that next does not have go to zero.
+	// The record index and reference counts are rewritten whole; old
+	// collections the import lacks go to zero (leaving the collection index).
+	c.ResetRecords = true
 	_, oldColls, err := h.db.Collections(a.UID)
 	if err != nil {
 		return nil, err
@@ -194,22 +190,11 @@ func (h *Host) replaceChange(a *store.Account, commitCID cid.Cid, commit *repo.C
 		if _, ok := colls[coll]; !ok {
 			c.Collections = append(c.Collections, store.CollectionCount{Collection: coll})
 		}
-		recs, err := h.allRecords(a.UID, coll)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			p := coll + "/" + r.RKey
-			if !paths[p] {
-				c.Records = append(c.Records, store.RecordWrite{Path: p})
-			}
-			if _, ok := refs[r.CID]; !ok {
-				refs[r.CID] = 0
-			}
-		}
 	}
 	for rc, n := range refs {
-		c.RefCounts = append(c.RefCounts, store.RefCount{CID: rc, Count: n})
+		if n > 1 {
+			c.RefCounts = append(c.RefCounts, store.RefCount{CID: rc, Count: n})
+		}
 	}
 	for coll, n := range colls {
 		c.Collections = append(c.Collections, store.CollectionCount{Collection: coll, Count: n})
@@ -233,23 +218,6 @@ func (h *Host) replaceChange(a *store.Account, commitCID cid.Cid, commit *repo.C
 		c.Blobs = append(c.Blobs, store.BlobMeta{CID: bc, MimeType: info.MimeType, Size: info.Size, Refs: n, Rev: string(commit.Rev), Updated: now})
 	}
 	return c, nil
-}
-
-// allRecords lists every record of a collection.
-func (h *Host) allRecords(uid uint64, coll string) ([]store.RecordEntry, error) {
-	var out []store.RecordEntry
-	cursor := ""
-	for {
-		page, err := h.db.Records(uid, coll, cursor, 1000, false)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if len(page) < 1000 {
-			return out, nil
-		}
-		cursor = page[len(page)-1].RKey
-	}
 }
 
 func collectionOf(path string) string {

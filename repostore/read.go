@@ -88,11 +88,22 @@ func (r *Repos) GetBlocks(a *store.Account, cids []cid.Cid) ([][]byte, error) {
 	return blocks, nil
 }
 
-// Record returns a record's CID and bytes, or store.ErrNotFound.
+// Record returns a record's CID and bytes from the MST at the head, or
+// store.ErrNotFound.
 func (r *Repos) Record(a *store.Account, path string) (cid.Cid, []byte, error) {
-	c, err := r.DB.Record(a.UID, path)
+	if !a.Head.Defined() {
+		return cid.Undef, nil, store.ErrNotFound
+	}
+	tree, err := r.Tree(a)
 	if err != nil {
 		return cid.Undef, nil, err
+	}
+	c, err := tree.Get([]byte(path))
+	if err != nil {
+		return cid.Undef, nil, fmt.Errorf("repostore: record %s: %w", path, err)
+	}
+	if !c.Defined() {
+		return cid.Undef, nil, store.ErrNotFound
 	}
 	data, _, err := r.DB.Block(a.UID, c)
 	if err != nil {

@@ -72,14 +72,14 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 		if fresh[cc] {
 			return nil
 		}
-		data, rev, err := r.DB.LiveBlock(a.UID, cc)
+		data, _, err := r.DB.LiveBlock(a.UID, cc)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil // already gone (an imported repo may lack history)
 		}
 		if err != nil {
 			return err
 		}
-		c.Dead = append(c.Dead, store.DeadBlock{CID: cc, Rev: rev, Data: data})
+		c.Dead = append(c.Dead, store.DeadBlock{CID: cc, Data: data})
 		return nil
 	}
 	if a.Head.Defined() {
@@ -111,13 +111,20 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 			collDelta[coll]--
 		}
 	}
+	alreadyLive := map[cid.Cid]bool{}
 	for rc, delta := range refDelta {
-		if delta == 0 {
-			continue
-		}
 		cur, err := r.DB.RefCount(a.UID, rc)
 		if err != nil {
 			return nil, err
+		}
+		if cur > 0 {
+			// The record is already stored (another path has the same
+			// bytes): keep it under the rev that first stored it, so
+			// getRepo?since= does not send it again.
+			alreadyLive[rc] = true
+		}
+		if delta == 0 {
+			continue
 		}
 		n := int64(cur) + delta
 		if n < 0 {
@@ -129,6 +136,15 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 				return nil, fmt.Errorf("repostore: record %s: %w", rc, err)
 			}
 		}
+	}
+	if len(alreadyLive) > 0 {
+		kept := c.NewBlocks[:0]
+		for _, b := range c.NewBlocks {
+			if !alreadyLive[b.CID] {
+				kept = append(kept, b)
+			}
+		}
+		c.NewBlocks = kept
 	}
 	for coll, delta := range collDelta {
 		if delta == 0 {

@@ -13,21 +13,23 @@ type Block struct {
 }
 
 // DeadBlock is a live block that a change makes unreachable: it moves to the
-// history area, kept for the history window. Rev is the rev it was stored
-// with (to drop its rev-index entry); Data is its bytes.
+// history area, kept for the history window. Data is its bytes.
 type DeadBlock struct {
 	CID  cid.Cid
-	Rev  string
 	Data []byte
 }
 
-// RecordWrite sets (CID defined) or removes (cid.Undef) a record-index entry.
+// RecordWrite adds (CID defined) or removes (cid.Undef) a record path in
+// the record index. The index keeps paths only; a record's CID is read from
+// the MST.
 type RecordWrite struct {
 	Path string // collection/rkey
 	CID  cid.Cid
 }
 
 // RefCount is the new number of record paths that point at a record CID.
+// The store keeps counts above one only: a live record block is referenced
+// once unless said otherwise.
 type RefCount struct {
 	CID   cid.Cid
 	Count uint64
@@ -89,6 +91,11 @@ type Change struct {
 
 	// Events are appended to the event log in order, each with its own seq.
 	Events []FrameEncoder
+
+	// ResetRecords removes every record-index entry and reference count of
+	// the repository before the change's own are written (an import that
+	// replaces the repository).
+	ResetRecords bool
 
 	// PurgeEvents lists earlier events of this account to delete from the
 	// log (an account deletion), by seq.

@@ -247,7 +247,7 @@ func createLikeChange(uid uint64, i int64, frame []byte) *Change {
 	}
 	for _, k := range []string{"old-commit", "old-root", "old-node"} {
 		d := blk(k, 300)
-		c.Dead = append(c.Dead, DeadBlock{CID: d.CID, Rev: rev1, Data: d.Data})
+		c.Dead = append(c.Dead, DeadBlock{CID: d.CID, Data: d.Data})
 	}
 	return c
 }

@@ -178,7 +178,12 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 		writeAccountStatus(b, a)
 	}
 	if c.Delete {
-		for _, t := range []byte{tHead, tBlock, tRev, tDead, tRecord, tRefCount, tCollCount, tSecret, tBlob} {
+		for _, t := range []byte{tHead, tBlock, tDead, tRecord, tRefCount, tCollCount, tSecret, tBlob} {
+			p := uidKey(t, uid)
+			b.DeleteRange(p, prefixEnd(p), nil)
+		}
+	} else if c.ResetRecords {
+		for _, t := range []byte{tRecord, tRefCount} {
 			p := uidKey(t, uid)
 			b.DeleteRange(p, prefixEnd(p), nil)
 		}
@@ -189,9 +194,6 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 	died := now.UnixNano()
 	for _, blk := range c.Dead {
 		b.Delete(keyUIDCID(tBlock, uid, blk.CID), nil)
-		if blk.Rev != "" {
-			b.Delete(revKey(uid, blk.Rev, blk.CID), nil)
-		}
 		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(blk.Data)), uint64(died))
 		b.Set(keyUIDCID(tDead, uid, blk.CID), append(v, blk.Data...), nil)
 		b.Set(gcKey(died, uid, blk.CID), nil, nil)
@@ -202,20 +204,19 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 			v := make([]byte, 0, revLen+len(blk.Data))
 			v = append(append(v, h.Rev...), blk.Data...)
 			b.Set(keyUIDCID(tBlock, uid, blk.CID), v, nil)
-			b.Set(revKey(uid, h.Rev, blk.CID), nil, nil)
 		}
 	}
 	for _, r := range c.Records {
 		k := keyUIDString(tRecord, uid, r.Path)
 		if r.CID.Defined() {
-			b.Set(k, []byte(r.CID.KeyString()), nil)
+			b.Set(k, nil, nil) // the CID is the MST's to say
 		} else {
 			b.Delete(k, nil)
 		}
 	}
 	for _, rc := range c.RefCounts {
 		k := keyUIDCID(tRefCount, uid, rc.CID)
-		if rc.Count > 0 {
+		if rc.Count > 1 { // one path is implied by the block being live
 			b.Set(k, binary.AppendUvarint(nil, rc.Count), nil)
 		} else {
 			b.Delete(k, nil)

@@ -269,3 +269,8 @@ func (d *DB) Compact(ctx context.Context) error {
 
 // DiskUsage is the bytes the store takes on disk (sstables, WAL, manifest).
 func (d *DB) DiskUsage() uint64 { return d.db.Metrics().DiskSpaceUsage() }
+
+// TableBytes is the size of the live sstables: the data at rest, without the
+// write-ahead log (a few recycled files of the memtable's size, whatever the
+// data's size).
+func (d *DB) TableBytes() uint64 { return d.db.Metrics().Table.Local.LiveSize }

@@ -30,11 +30,11 @@
 //	02 uid                    → did
 //	03 uid                    → head: len commit-cid, len data-cid, rev
 //	04 uid cid                → rev, block bytes            live blocks
-//	05 uid rev cid            → ∅                           live blocks by rev
+//	05                        (unused)
 //	06 uid cid                → died (8 bytes ns), bytes    superseded blocks
 //	07 died uid cid           → ∅                           superseded, by time
-//	08 uid collection/rkey    → record cid                  record index
-//	09 uid cid                → uvarint                     paths per record cid
+//	08 uid collection/rkey    → ∅                           record index
+//	09 uid cid                → uvarint                     paths per record cid, when > 1
 //	0a uid collection         → uvarint                     records per collection
 //	0b collection 00 uid      → ∅                           collection index
 //	0c seq                    → time (8), uid (8), frame    event log
@@ -50,15 +50,23 @@
 // Table 04 holds exactly the blocks reachable from a repository's head (its
 // commit, MST nodes and records), so getRepo is one range scan. A change
 // moves the blocks it makes unreachable (the previous commit, replaced MST
-// nodes, records no path points at any more: table 09 counts the paths) to
+// nodes, records no path points at any more) to
 // table 06 with the time they died; they stay readable there (Block, for
 // reads at a past commit) until the history window passes, when the
 // collector deletes them (table 07 orders them by time). A block stored
 // again later is live again; its stale history copy simply expires.
-// Every block a change adds is stored with the change's rev and indexed in
-// table 05, so BlocksSince(rev) is exact: the blocks of later commits. An
-// index entry left behind when a live block is stored again under a later
-// rev is skipped (its rev no longer matches).
+// Every block a change adds is stored with the change's rev, so
+// BlocksSince(rev) is exact: the live blocks of later commits, found by one
+// scan of table 04 (a record stored again at a second path keeps its first
+// rev: the writer leaves it out of the change).
+//
+// # What is kept only once (disk per CAR byte)
+//
+// Every CID costs 36 incompressible bytes, so no table repeats them beyond
+// the block keys themselves: the record index (08) holds paths only, a
+// record's CID is read from the MST; there is no rev index (a since scan
+// reads table 04); a reference count (09) is stored only when more than
+// one path shares a record, one being implied by the block being live.
 //
 // # The collection index
 //

@@ -13,11 +13,11 @@ const (
 	tUID        byte = 0x02 // uid → did
 	tHead       byte = 0x03 // uid → head
 	tBlock      byte = 0x04 // uid cid → rev data          (live blocks)
-	tRev        byte = 0x05 // uid rev cid → ∅             (live blocks by rev)
+	_           byte = 0x05 // unused (was a rev index of live blocks)
 	tDead       byte = 0x06 // uid cid → died data          (superseded blocks)
 	tGC         byte = 0x07 // died uid cid → ∅             (superseded blocks by time)
-	tRecord     byte = 0x08 // uid collection/rkey → cid
-	tRefCount   byte = 0x09 // uid cid → count              (record CIDs)
+	tRecord     byte = 0x08 // uid collection/rkey → ∅
+	tRefCount   byte = 0x09 // uid cid → count, when above one (record CIDs)
 	tCollCount  byte = 0x0a // uid collection → count
 	tCollIndex  byte = 0x0b // collection 0x00 uid → ∅
 	tEvent      byte = 0x0c // seq → time frame
@@ -56,14 +56,6 @@ func keyUIDCID(table byte, uid uint64, c cid.Cid) []byte {
 }
 
 func accountKey(did string) []byte { return append([]byte{tAccount}, did...) }
-
-func revKey(uid uint64, rev string, c cid.Cid) []byte {
-	b := make([]byte, 0, 9+revLen+36)
-	b = append(b, tRev)
-	b = appendUID(b, uid)
-	b = append(b, rev...)
-	return append(b, c.KeyString()...)
-}
 
 func gcKey(died int64, uid uint64, c cid.Cid) []byte {
 	b := make([]byte, 0, 17+36)

@@ -195,54 +195,63 @@ func (d *DB) LiveBlocksRaw(uid uint64, fn func(cidBytes, data []byte) error) err
 }
 
 // BlocksSince calls fn for every live block stored by a commit with a rev
-// after since, in rev order: what getRepo?since= returns. The data slice is
-// valid only during the call.
+// after since: what getRepo?since= returns. Every live block keeps the rev
+// that stored it, so this is exact; it scans the repository's live blocks
+// (one range scan, in CID order) rather than keeping a second index that
+// would repeat every CID on disk. The slices are valid only during the call.
 func (d *DB) BlocksSince(uid uint64, since string, fn func(c cid.Cid, data []byte) error) error {
-	p := uidKey(tRev, uid)
-	lo := append(append([]byte(nil), p...), since...)
-	lo = append(lo, 0xff) // past every key of rev == since
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(p)})
+	p := uidKey(tBlock, uid)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()[len(p):]
-		if len(k) < revLen {
-			return errors.New("store: corrupt rev-index key")
-		}
-		rev := string(k[:revLen])
-		c, err := cid.Cast(k[revLen:])
+		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("store: corrupt rev-index key: %w", err)
+			it.Close()
+			return fmt.Errorf("store: %w", err)
 		}
-		data, blockRev, err := d.LiveBlock(uid, c)
-		if errors.Is(err, ErrNotFound) || (err == nil && blockRev != rev) {
-			continue // a stale index entry: the block was stored again later
+		if len(v) < revLen {
+			it.Close()
+			return errors.New("store: corrupt block value")
 		}
+		if string(v[:revLen]) <= since {
+			continue
+		}
+		c, err := cid.Cast(it.Key()[len(p):])
 		if err != nil {
-			return err
+			it.Close()
+			return fmt.Errorf("store: corrupt block key: %w", err)
 		}
-		if err := fn(c, data); err != nil {
+		if err := fn(c, v[revLen:]); err != nil {
+			it.Close()
 			return err
 		}
 	}
-	return it.Error()
+	return closeIter(it)
 }
 
-// Record returns the CID of a record, or ErrNotFound.
-func (d *DB) Record(uid uint64, path string) (cid.Cid, error) {
-	v, err := d.get(keyUIDString(tRecord, uid, path))
+// HasRecord reports whether the repository has a record at path.
+func (d *DB) HasRecord(uid uint64, path string) (bool, error) {
+	return d.has(keyUIDString(tRecord, uid, path))
+}
+
+// has reports whether key exists, without copying its value.
+func (d *DB) has(key []byte) (bool, error) {
+	_, closer, err := d.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
 	if err != nil {
-		return cid.Undef, err
+		return false, fmt.Errorf("store: %w", err)
 	}
-	return cid.Cast(v)
+	closer.Close()
+	return true, nil
 }
 
-// RecordEntry is one record of a listing.
+// RecordEntry is one record of a listing (its CID is the MST's to say).
 type RecordEntry struct {
 	RKey string
-	CID  cid.Cid
 }
 
 // Records lists up to limit records of a collection, by rkey ascending
@@ -269,19 +278,23 @@ func (d *DB) Records(uid uint64, collection, cursor string, limit int, reverse b
 		step, ok = it.Prev, it.Last()
 	}
 	for ; ok && len(out) < limit; ok = step() {
-		c, err := cid.Cast(it.Value())
-		if err != nil {
-			it.Close()
-			return nil, fmt.Errorf("store: corrupt record entry: %w", err)
-		}
-		out = append(out, RecordEntry{RKey: string(it.Key()[len(p):]), CID: c})
+		out = append(out, RecordEntry{RKey: string(it.Key()[len(p):])})
 	}
 	return out, closeIter(it)
 }
 
-// RefCount returns how many record paths of the repository point at c.
+// RefCount returns how many record paths of the repository point at the
+// record c: the stored count when above one, else one if the block is live
+// and zero if not.
 func (d *DB) RefCount(uid uint64, c cid.Cid) (uint64, error) {
-	return d.getUvarint(keyUIDCID(tRefCount, uid, c))
+	n, err := d.getUvarint(keyUIDCID(tRefCount, uid, c))
+	if err != nil || n > 0 {
+		return n, err
+	}
+	if live, err := d.has(keyUIDCID(tBlock, uid, c)); err != nil || !live {
+		return 0, err
+	}
+	return 1, nil
 }
 
 // CollectionCount returns how many records the repository has in collection.

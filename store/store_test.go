@@ -78,8 +78,11 @@ func TestCreateAndRead(t *testing.T) {
 	if s, _ := db.Secret(1); string(s) != "secret" {
 		t.Fatal("secret not stored")
 	}
-	if c, err := db.Record(1, "app.bsky.feed.post/a"); err != nil || c != rec.CID {
-		t.Fatalf("record: %s %v", c, err)
+	if ok, err := db.HasRecord(1, "app.bsky.feed.post/a"); err != nil || !ok {
+		t.Fatalf("record index: %v %v", ok, err)
+	}
+	if n, _ := db.RefCount(1, rec.CID); n != 1 {
+		t.Fatalf("a live record block counts %d references, want 1", n)
 	}
 	if n, _ := db.CollectionCount(1, "app.bsky.feed.post"); n != 1 {
 		t.Fatalf("collection count %d", n)
@@ -122,13 +125,13 @@ func TestLiveBlocksHistoryAndSince(t *testing.T) {
 	uid := res.UID
 	c2, n2, r2 := block("c2"), block("n2"), block("r2")
 	if _, err := db.Apply(ctx, &Change{UID: uid, Head: &Head{Commit: c2.CID, Rev: rev2, Data: n2.CID}, NewBlocks: []Block{c2, n2, r2},
-		Dead: []DeadBlock{{CID: c1.CID, Rev: rev1, Data: c1.Data}, {CID: n1.CID, Rev: rev1, Data: n1.Data}}}); err != nil {
+		Dead: []DeadBlock{{CID: c1.CID, Data: c1.Data}, {CID: n1.CID, Data: n1.Data}}}); err != nil {
 		t.Fatal(err)
 	}
 	c3 := block("c3")
 	// The third commit stores r1 again (the same record re-created).
 	if _, err := db.Apply(ctx, &Change{UID: uid, Head: &Head{Commit: c3.CID, Rev: rev3, Data: n2.CID}, NewBlocks: []Block{c3, r1},
-		Dead: []DeadBlock{{CID: c2.CID, Rev: rev2, Data: c2.Data}}}); err != nil {
+		Dead: []DeadBlock{{CID: c2.CID, Data: c2.Data}}}); err != nil {
 		t.Fatal(err)
 	}
 	live := map[cid.Cid]bool{}
@@ -154,7 +157,7 @@ func TestLiveBlocksHistoryAndSince(t *testing.T) {
 	if got := since(rev2); len(got) != 2 || !slices.Contains(got, c3.CID) || !slices.Contains(got, r1.CID) {
 		t.Fatalf("since rev2: %v", got)
 	}
-	if got := since(rev1); len(got) != 4 { // n2, r2 (rev2), c3, r1 (rev3); r1's rev1 entry is stale
+	if got := since(rev1); len(got) != 4 { // n2, r2 (rev2), c3, r1 (rev3: stored again)
 		t.Fatalf("since rev1: %d blocks %v", len(got), got)
 	}
 	if got := since(rev3); len(got) != 0 {
@@ -324,7 +327,7 @@ func TestDeleteRepositoryAndPurge(t *testing.T) {
 	if _, _, err := db.Block(res.UID, rec.CID); !errors.Is(err, ErrNotFound) {
 		t.Fatal("block survived deletion")
 	}
-	if _, err := db.Record(res.UID, "x.y.z/1"); !errors.Is(err, ErrNotFound) {
+	if ok, _ := db.HasRecord(res.UID, "x.y.z/1"); ok {
 		t.Fatal("record survived deletion")
 	}
 	if uids, _ := db.ReposByCollection("x.y.z", 0, 10); len(uids) != 0 {
@@ -401,5 +404,40 @@ func TestHandleIndex(t *testing.T) {
 	}
 	if _, err := db.Apply(ctx, &Change{Account: &Account{DID: "did:plc:b", Handle: "a.test"}}); err != nil {
 		t.Fatalf("freed handle not available: %v", err)
+	}
+}
+
+// Reference counts: one is implied by a live block, more are stored, and
+// ResetRecords clears the record index and the stored counts.
+func TestRefCountsAndReset(t *testing.T) {
+	db := openMem(t, Options{})
+	ctx := context.Background()
+	c1, rec := block("c1"), block("rec")
+	res, err := db.Apply(ctx, &Change{Account: &Account{DID: "did:plc:a"}, Head: &Head{Commit: c1.CID, Rev: rev1, Data: c1.CID},
+		NewBlocks: []Block{c1, rec}, Records: []RecordWrite{{Path: "x.y.z/1", CID: rec.CID}, {Path: "x.y.z/2", CID: rec.CID}},
+		RefCounts: []RefCount{{CID: rec.CID, Count: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.RefCount(res.UID, rec.CID); n != 2 {
+		t.Fatalf("count %d, want 2", n)
+	}
+	if _, err := db.Apply(ctx, &Change{UID: res.UID, Records: []RecordWrite{{Path: "x.y.z/2"}}, RefCounts: []RefCount{{CID: rec.CID, Count: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.RefCount(res.UID, rec.CID); n != 1 {
+		t.Fatalf("count %d, want 1 (implied by the live block)", n)
+	}
+	if n, _ := db.RefCount(res.UID, block("other").CID); n != 0 {
+		t.Fatalf("a block that is not stored counts %d", n)
+	}
+	if _, err := db.Apply(ctx, &Change{UID: res.UID, ResetRecords: true, Records: []RecordWrite{{Path: "x.y.z/3", CID: rec.CID}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := db.HasRecord(res.UID, "x.y.z/1"); ok {
+		t.Fatal("ResetRecords left an old record")
+	}
+	if ok, _ := db.HasRecord(res.UID, "x.y.z/3"); !ok {
+		t.Fatal("ResetRecords dropped the change's own record")
 	}
 }

@@ -54,7 +54,9 @@ func TestServeEndToEnd(t *testing.T) {
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), func(a net.Addr) { addrc <- a }) }()
+	go func() {
+		done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), func(a net.Addr) { addrc <- a })
+	}()
 	var base string
 	select {
 	case a := <-addrc:
