@@ -13,6 +13,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
+	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/plc"
 )
 
@@ -101,6 +102,22 @@ func TestServeEndToEnd(t *testing.T) {
 	doc, err := (&plc.Client{BaseURL: plcBase}).Resolve(ctx, syntax.DID(did))
 	if err != nil || doc.Service[0].ServiceEndpoint != "http://127.0.0.1:2480" {
 		t.Fatalf("the new DID in the directory: %+v %v", doc, err)
+	}
+	// Another service resolves the new DID through the directory to the
+	// account's signing key and to this host as its PDS.
+	res, err := identity.New(identity.Options{PLCURL: plcBase, AllowInsecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := res.LookupDID(ctx, syntax.DID(did))
+	if err != nil {
+		t.Fatalf("resolving %s: %v", did, err)
+	}
+	if id.PDSEndpoint != "http://127.0.0.1:2480" {
+		t.Fatalf("resolved PDS endpoint %q", id.PDSEndpoint)
+	}
+	if docKey := acct["didDoc"].(map[string]any)["verificationMethod"].([]any)[0].(map[string]any)["publicKeyMultibase"]; id.SigningKey.Multibase() != docKey {
+		t.Fatalf("resolved key %s, the account's %v", id.SigningKey.Multibase(), docKey)
 	}
 	rec := `{"repo":"` + did + `","collection":"app.bsky.feed.post","record":{"$type":"app.bsky.feed.post","text":"hi","createdAt":"2026-11-26T00:00:00Z"}}`
 	if code, out := call("POST", "/xrpc/com.atproto.repo.createRecord", token, rec); code != 200 || out["uri"] == nil {
