@@ -26,6 +26,7 @@
 //
 //	00 "seq" | "uid"          → last seq, last uid (8 bytes each)
 //	00 "collidx"              → collection index version (8 bytes)
+//	00 "hostid"               → last upstream host id (8 bytes)
 //	01 did                    → account record (DAG-CBOR map)
 //	02 uid                    → did
 //	03 uid                    → head: len commit-cid, len data-cid, rev
@@ -44,6 +45,8 @@
 //	10 handle                 → did                         handle index
 //	11 collection             → uvarint                     repos per collection
 //	12 uid                    → status                      account statuses
+//	13 id                     → host record (DAG-CBOR map)  upstream hosts
+//	14 hostname               → id                          host names
 //
 // # Live blocks and history
 //
@@ -104,6 +107,17 @@
 // Table 0c is the firehose log: the frame bytes exactly as they are sent,
 // encoded once. Table 0d finds an account's events, for the purge on
 // account deletion. Events older than the event window are collected.
+//
+// # Upstream hosts
+//
+// Tables 13 and 14 hold the hosts the relay crawls, by the id the store
+// assigns when a host is first put (so listHosts pages in first-seen
+// order) and by name. Host writes are committer jobs, so they never race a
+// change; they hold absolute values that the relay's host manager, their
+// only writer, keeps in memory (its status, its durable cursor, its
+// limits). A host's account count is not kept up to date by every change:
+// CountAccountsByHost recounts it from the account records (their Host
+// field), and the manager stores the result periodically.
 //
 // # Concurrency
 //
