@@ -108,7 +108,7 @@ func statusError(acct *store.Account) error {
 	return xrpc.RepoNotFound(acct.DID)
 }
 
-// didParam reads a did parameter and gates the repository.
+// repoParam reads the did parameter and gates the repository.
 func (a *API) repoParam(r *http.Request, p xrpc.Params) (*store.Account, error) {
 	did, err := p.DID("did")
 	if err != nil {
