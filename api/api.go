@@ -108,6 +108,17 @@ func statusError(acct *store.Account) error {
 	return xrpc.RepoNotFound(acct.DID)
 }
 
+// gatedRepo parses the query parameters, reads the did parameter and gates
+// the repository: how every repository read starts.
+func (a *API) gatedRepo(r *http.Request) (xrpc.Params, *store.Account, error) {
+	p, err := xrpc.ParamsFrom(r)
+	if err != nil {
+		return p, nil, err
+	}
+	acct, err := a.repoParam(r, p)
+	return p, acct, err
+}
+
 // repoParam reads the did parameter and gates the repository.
 func (a *API) repoParam(r *http.Request, p xrpc.Params) (*store.Account, error) {
 	did, err := p.DID("did")

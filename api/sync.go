@@ -34,11 +34,7 @@ func (a *API) registerSync(srv *xrpc.Server) {
 }
 
 func (a *API) getBlob(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
-	if err != nil {
-		return err
-	}
-	acct, err := a.repoParam(r, p)
+	p, acct, err := a.gatedRepo(r)
 	if err != nil {
 		return err
 	}
@@ -74,11 +70,7 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getBlocks(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
-	if err != nil {
-		return err
-	}
-	acct, err := a.repoParam(r, p)
+	p, acct, err := a.gatedRepo(r)
 	if err != nil {
 		return err
 	}
@@ -131,11 +123,7 @@ func uniqueCIDs(cids []cid.Cid) []cid.Cid {
 }
 
 func (a *API) getCheckout(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
-	if err != nil {
-		return err
-	}
-	acct, err := a.repoParam(r, p)
+	p, acct, err := a.gatedRepo(r)
 	if err != nil {
 		return err
 	}
@@ -187,11 +175,7 @@ func (a *API) writeCheckout(w http.ResponseWriter, acct *store.Account, at cid.C
 }
 
 func (a *API) getRepo(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
-	if err != nil {
-		return err
-	}
-	acct, err := a.repoParam(r, p)
+	p, acct, err := a.gatedRepo(r)
 	if err != nil {
 		return err
 	}
@@ -212,23 +196,14 @@ func (a *API) writeRepo(w http.ResponseWriter, acct *store.Account, since string
 	if err != nil {
 		return err
 	}
-	if since == "" {
-		err = a.db.LiveBlocksRaw(acct.UID, cw.WriteRawBlock)
-	} else {
-		err = a.db.BlocksSince(acct.UID, since, cw.WriteBlock)
-	}
-	if err != nil {
+	if err := a.repos.WriteRepoBlocks(cw, acct, since); err != nil {
 		return err
 	}
 	return cw.Flush()
 }
 
 func (a *API) getHead(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
-	if err != nil {
-		return err
-	}
-	acct, err := a.repoParam(r, p)
+	_, acct, err := a.gatedRepo(r)
 	if err != nil {
 		return err
 	}
@@ -239,11 +214,7 @@ func (a *API) getHead(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getLatestCommit(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
-	if err != nil {
-		return err
-	}
-	acct, err := a.repoParam(r, p)
+	_, acct, err := a.gatedRepo(r)
 	if err != nil {
 		return err
 	}
@@ -258,11 +229,7 @@ func (a *API) getLatestCommit(w http.ResponseWriter, r *http.Request) error {
 // reference PDS does). The removed `commit` parameter is still honoured for
 // commits inside the history window.
 func (a *API) syncGetRecord(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
-	if err != nil {
-		return err
-	}
-	acct, err := a.repoParam(r, p)
+	p, acct, err := a.gatedRepo(r)
 	if err != nil {
 		return err
 	}
@@ -344,11 +311,7 @@ func (a *API) getRepoStatus(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listBlobs(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
-	if err != nil {
-		return err
-	}
-	acct, err := a.repoParam(r, p)
+	p, acct, err := a.gatedRepo(r)
 	if err != nil {
 		return err
 	}

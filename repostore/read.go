@@ -28,15 +28,20 @@ func (r *Repos) WriteRepo(w io.Writer, a *store.Account, since string) error {
 	if err != nil {
 		return err
 	}
-	if since == "" {
-		err = r.DB.LiveBlocks(a.UID, cw.WriteBlock)
-	} else {
-		err = r.DB.BlocksSince(a.UID, since, cw.WriteBlock)
-	}
-	if err != nil {
+	if err := r.WriteRepoBlocks(cw, a, since); err != nil {
 		return err
 	}
 	return cw.Flush()
+}
+
+// WriteRepoBlocks writes the blocks of WriteRepo to a CAR writer whose
+// header the caller wrote (with the head commit as root); the caller
+// flushes.
+func (r *Repos) WriteRepoBlocks(cw *car.Writer, a *store.Account, since string) error {
+	if since == "" {
+		return r.DB.LiveBlocksRaw(a.UID, cw.WriteRawBlock)
+	}
+	return r.DB.BlocksSince(a.UID, since, cw.WriteBlock)
 }
 
 // RecordProof returns the getRecord CAR for path: the head commit, the
