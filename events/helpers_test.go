@@ -99,7 +99,23 @@ func (l *testLog) account(did string) uint64 {
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	l.published(res.Seqs)
 	return res.UID
+}
+
+// published waits until the ring has the events of seqs: the committer
+// publishes a group just after Apply returns, and tests that look at the
+// ring want it settled.
+func (l *testLog) published(seqs []int64) {
+	if len(seqs) == 0 {
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Second); l.ring.Head() < seqs[len(seqs)-1]; {
+		if time.Now().After(deadline) {
+			panic("the ring never got the events")
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
 }
 
 // emit commits one change of account uid with n #identity events, each a
@@ -124,6 +140,7 @@ func (l *testLog) emitSized(uid uint64, did string, n, pad int) []int64 {
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	l.published(res.Seqs)
 	return res.Seqs
 }
 
@@ -142,6 +159,7 @@ func (l *testLog) deleteAccount(uid uint64, did string) int64 {
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	l.published(res.Seqs)
 	return res.Seqs[0]
 }
 

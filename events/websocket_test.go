@@ -199,7 +199,7 @@ func TestWebsocketIgnoresClientFramesAndAnswersPings(t *testing.T) {
 }
 
 func TestWebsocketPingsAndIdleTimeout(t *testing.T) {
-	cfg, m := withMetrics(t, logConfig{fh: Options{PingInterval: 20 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}})
+	cfg, m := withMetrics(t, logConfig{fh: Options{PingInterval: 50 * time.Millisecond, IdleTimeout: time.Second}})
 	l := newTestLog(t, cfg)
 	srv := l.server()
 	// A client that reads answers the pings (gorilla does, while reading)
@@ -223,12 +223,12 @@ func TestWebsocketPingsAndIdleTimeout(t *testing.T) {
 	// A client that never reads never answers: it is dropped.
 	dial(t, srv, "")
 	waitFor(t, "the silent client to be dropped", func() bool { return disconnects(m, ReasonIdle) == 1 })
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(time.Second)
 	if n := l.fh.Subscribers(); n != 1 {
 		t.Fatalf("%d subscribers, want the reading one", n)
 	}
 	if len(pings) < 5 {
-		t.Fatalf("%d pings in over 400 ms at one per 20 ms", len(pings))
+		t.Fatalf("%d pings in over 2 s at one per 50 ms", len(pings))
 	}
 }
 
@@ -304,8 +304,17 @@ func TestWebsocketBlockedSocketIsConsumerTooSlow(t *testing.T) {
 	for range 40 {
 		l.emitSized(uid, "did:plc:blocked", 10, 60_000) // 24 MB in all
 	}
-	// The server's writes block for the timeout, then it gives up.
-	time.Sleep(time.Second)
+	// The server's writes block; wait until nothing has been sent for
+	// well over the write timeout (it gave up, and is in its final grace).
+	sent := value(m.fromStore) + value(m.fromRing)
+	for still := 0; still < 6; {
+		time.Sleep(100 * time.Millisecond)
+		if now := value(m.fromStore) + value(m.fromRing); now != sent {
+			sent, still = now, 0
+		} else {
+			still++
+		}
+	}
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	var last int64
 	var end map[string]any
@@ -455,11 +464,9 @@ func TestWebsocketSlowConsumerIsNotDropped(t *testing.T) {
 	l := newTestLog(t, cfg)
 	uid := l.account("did:plc:slowws")
 	c := dial(t, l.server(), "0")
-	go func() {
-		for range 200 {
-			l.emitSized(uid, "did:plc:slowws", 100, 100)
-		}
-	}()
+	for range 200 {
+		l.emitSized(uid, "did:plc:slowws", 100, 1000) // 20 MB: more than the socket buffers hold
+	}
 	got := readUntil(t, c, 20_001, true)
 	sameLog(t, "slow consumer", got, l.stored(0))
 	if value(m.fromStore) == 0 {
