@@ -62,6 +62,12 @@ type Account struct {
 	Host      string // upstream hostname of a mirrored account
 	CreatedAt time.Time
 	Head      Head // read from its own key; kept up to date by Apply
+
+	// Upstream is the status the upstream host last reported (#account) for
+	// a mirrored account; Status is then the combined status served here,
+	// which our own takedown or desynchronization may override (sync-spec
+	// §7.1, hop by hop).
+	Upstream Status
 }
 
 // ErrNotFound is returned when an account, block, record or event is not in
@@ -84,6 +90,9 @@ func encodeAccount(a *Account) []byte {
 	}
 	if a.Host != "" {
 		m["host"] = a.Host
+	}
+	if a.Upstream != StatusActive {
+		m["upstream"] = string(a.Upstream)
 	}
 	b, err := dagcbor.Marshal(m)
 	if err != nil {
@@ -112,6 +121,8 @@ func decodeAccount(b []byte) (*Account, error) {
 	status, _ := m["status"].(string)
 	a.Status = Status(status)
 	a.Host, _ = m["host"].(string)
+	upstream, _ := m["upstream"].(string)
+	a.Upstream = Status(upstream)
 	if a.UID == 0 || a.DID == "" {
 		return nil, errors.New("store: decoding account: missing uid or did")
 	}
