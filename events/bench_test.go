@@ -282,11 +282,12 @@ func readAll(b []byte, r io.Reader) ([]byte, error) {
 	}
 }
 
-func memInUse() uint64 {
+// memInUse returns the heap and stack bytes in use after a GC.
+func memInUse() (heap, stack uint64) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
+	return ms.HeapInuse, ms.StackInuse
 }
 
 func rssBytes() uint64 {
@@ -316,7 +317,8 @@ func BenchmarkFanout(b *testing.B) {
 	srv := l.server()
 	for b.Loop() {
 		runtime.GC()
-		baseMem, baseRSS := memInUse(), rssBytes()
+		baseHeap, baseStack := memInUse()
+		baseRSS := rssBytes()
 
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), fanoutChildEnv+"=ws"+strings.TrimPrefix(srv.URL, "http")+"/", "EVENTS_FANOUT_N="+strconv.Itoa(consumers))
@@ -333,13 +335,16 @@ func BenchmarkFanout(b *testing.B) {
 		for l.fh.Subscribers() < consumers {
 			time.Sleep(time.Millisecond)
 		}
+		time.Sleep(100 * time.Millisecond)
+		idleHeap, idleStack := memInUse()
+		idleRSS := rssBytes()
 
 		// 2,000 events/s: every tick one change of perTick #identity
 		// events whose handle carries the encode time.
 		start := time.Now()
 		t := time.NewTicker(tick)
 		var written int64
-		var midMem, midRSS uint64
+		var midHeap, midStack, midRSS uint64
 		for time.Since(start) < duration {
 			<-t.C
 			// Keep the rate even when a tick comes late.
@@ -358,8 +363,9 @@ func BenchmarkFanout(b *testing.B) {
 				b.Fatal(err)
 			}
 			written += due
-			if midMem == 0 && time.Since(start) > duration/2 {
-				midMem, midRSS = memInUse(), rssBytes()
+			if midRSS == 0 && time.Since(start) > duration/2 {
+				midHeap, midStack = memInUse()
+				midRSS = rssBytes()
 			}
 		}
 		t.Stop()
@@ -380,8 +386,12 @@ func BenchmarkFanout(b *testing.B) {
 		}
 		b.ReportMetric(float64(res.Frames)/elapsed.Seconds(), "frames/s")
 		b.ReportMetric(float64(written)/elapsed.Seconds(), "events/s")
-		b.ReportMetric(float64(int64(midMem)-int64(baseMem))/float64(consumers)/1024, "heap+stack-KiB/consumer")
-		b.ReportMetric(float64(int64(midRSS)-int64(baseRSS))/float64(consumers)/1024, "rss-KiB/consumer")
+		perConsumer := func(mid, base uint64) float64 { return float64(int64(mid)-int64(base)) / float64(consumers) / 1024 }
+		b.ReportMetric(perConsumer(idleHeap+idleStack, baseHeap+baseStack), "idle-heap+stack-KiB/consumer")
+		b.ReportMetric(perConsumer(idleRSS, baseRSS), "idle-rss-KiB/consumer")
+		b.ReportMetric(perConsumer(midHeap, baseHeap), "heap-KiB/consumer")
+		b.ReportMetric(perConsumer(midStack, baseStack), "stack-KiB/consumer")
+		b.ReportMetric(perConsumer(midRSS, baseRSS), "rss-KiB/consumer")
 		b.ReportMetric(res.P50us/1000, "p50-ms")
 		b.ReportMetric(res.P99us/1000, "p99-ms")
 		for l.fh.Subscribers() > 0 {

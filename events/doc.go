@@ -38,8 +38,10 @@
 // is read, so an event published after a read always wakes the reader.
 //
 // Memory per subscriber is its stream (a frames slice and, only while it
-// reads the store, one page), two goroutines, and a websocket write buffer
-// borrowed from a pool for the duration of a write.
+// reads the store, one page), two goroutines with small stacks, a 512-byte
+// read buffer, and, for the duration of a write only, the frame headers and
+// the writev list of the batch, borrowed from a pool: frames are written
+// from the shared bytes, never copied per subscriber.
 //
 // # Cursors (sync-spec §3.3 and §10.4–10.6)
 //
@@ -90,8 +92,10 @@
 // are ignored (the stream is one-way), pings answered, a close frame or
 // silence longer than Options.IdleTimeout ends the connection. Every write
 // goes through one small type (wsConn) under one lock: the writer loop
-// writes each batch of frames as binary messages in one syscall, pings
-// every Options.PingInterval, sets a write deadline per flush. Close shuts
+// writes each batch of frames as binary messages in one writev, pings
+// every Options.PingInterval, and sets a write deadline before each write.
+// The subscriber runs on its own two goroutines: ServeWebSocket returns
+// right after the upgrade, letting go of the request's buffers. Close shuts
 // every subscriber down with close code 1001. The reasons connections end
 // are counted (firehose_disconnects_total{reason}, the Reason* constants).
 //

@@ -52,6 +52,9 @@ func (s *Stream) Poll() (frames []Frame, wake <-chan struct{}, err error) {
 		s.info = nil
 		return s.frames, nil, nil
 	}
+	if c := cap(s.frames); c > 32 && len(s.frames) < c/4 {
+		s.frames = nil // a catch-up batch is over: do not keep its size
+	}
 	o := &s.f.opts
 	for {
 		frames, upTo, covered, wake := o.Ring.read(s.pos, s.frames[:0], o.BatchFrames, o.BatchBytes)

@@ -42,9 +42,10 @@ const finalGrace = 5 * time.Second
 // upgrader does the handshake and reads client frames; frames are written
 // by wsConn, never through gorilla's writers.
 var upgrader = websocket.Upgrader{
-	// No ReadBufferSize: the connection reuses the 4 KiB reader net/http
-	// hijacks. A write pool is set only so gorilla allocates no write
-	// buffer of its own; it is never used.
+	// Clients send next to nothing (pongs, a close): a small read buffer
+	// rather than the 4 KiB one net/http hijacks. A write pool is set only
+	// so gorilla allocates no write buffer of its own; it is never used.
+	ReadBufferSize:  512,
 	WriteBufferPool: &sync.Pool{},
 	CheckOrigin:     func(*http.Request) bool { return true }, // a public stream
 	Error:           handshakeError,
@@ -62,15 +63,22 @@ func handshakeError(w http.ResponseWriter, _ *http.Request, status int, reason e
 // from cursor until the client leaves, the subscriber is dropped, or the
 // firehose closes. It returns an error only before the upgrade
 // (ErrTooManySubscribers, ErrClosed, a store failure), for the caller to
-// answer; afterwards it reports nothing: the connection's end is counted in
-// the metrics by reason. A FutureCursor is sent as an error frame after the
-// upgrade, then the connection is closed with code 1008.
+// answer. After the upgrade it returns at once: the subscriber runs on its
+// own goroutines, so the request's buffers and the handler's stack are let
+// go, and its end is counted in the metrics by reason. A FutureCursor is
+// sent as an error frame after the upgrade, then the connection is closed
+// with code 1008.
 func (f *Firehose) ServeWebSocket(w http.ResponseWriter, r *http.Request, c Cursor) error {
 	s := &subscriber{f: f, done: make(chan struct{}), ctrl: make(chan struct{}, 1)}
 	if err := f.acquire(s); err != nil {
 		return err
 	}
-	defer f.release(s)
+	running := false
+	defer func() {
+		if !running {
+			f.release(s)
+		}
+	}()
 	st, openErr := f.Open(c)
 	if openErr != nil && !errors.Is(openErr, ErrFutureCursor) {
 		return openErr
@@ -82,17 +90,20 @@ func (f *Firehose) ServeWebSocket(w http.ResponseWriter, r *http.Request, c Curs
 		return nil // answered by handshakeError, or the connection is gone
 	}
 	s.ws = ws
-	var reason string
 	if openErr != nil {
 		s.conn.finish(closePolicy, "FutureCursor", ErrorFrame("FutureCursor", "Cursor in the future."))
-		reason = ReasonFutureCursor
-	} else {
-		s.stream = st
-		reason = s.run()
-		st.setBehind(false)
+		f.metrics.disconnected(ReasonFutureCursor)
+		return nil
 	}
-	f.metrics.disconnected(reason)
-	f.log.Debug("subscribeRepos: subscriber left", "reason", reason, "cursor", c.String())
+	s.stream = st
+	running = true
+	go func() {
+		defer f.release(s)
+		reason := s.run()
+		st.setBehind(false)
+		f.metrics.disconnected(reason)
+		f.log.Debug("subscribeRepos: subscriber left", "reason", reason, "cursor", c.String(), "position", st.Position())
+	}()
 	return nil
 }
 
@@ -117,8 +128,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // subscriber is one websocket connection: a reader goroutine that discards
 // what the client sends (answering pings, noticing close and silence), and
-// the writer loop, on the handler's goroutine, that pulls frames from its
-// stream and writes them.
+// a writer goroutine that pulls frames from its stream and writes them.
 type subscriber struct {
 	f      *Firehose
 	ws     *websocket.Conn // reading only
@@ -274,25 +284,30 @@ func appendFrameHeader(b []byte, op byte, n int) []byte {
 	}
 }
 
-// wsBufSize is the size of a connection's write buffer, borrowed from a
-// pool while it holds bytes and returned when they are written: an idle or
-// live subscriber holds none between batches.
-const wsBufSize = 32 << 10
+// scratch is what a batch write needs besides the frames: their headers
+// and the list of slices handed to writev. Pooled, so a connection holds
+// none between batches.
+type scratch struct {
+	hdrs []byte
+	bufs net.Buffers
+}
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, wsBufSize); return &b }}
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // wsConn is a subscriber's socket. Every write goes through it, under one
-// lock, as whole websocket frames: the writer loop's batches (many frames,
-// one syscall), and gorilla's own few writes (the handshake response, the
-// close frame it sends on a protocol error), which arrive through Write.
-// It sets the write deadline itself before each flush.
+// lock, as whole websocket frames: the writer loop's batches (all frames of
+// a batch in one writev, straight from the shared frame bytes: nothing is
+// copied into a per-connection buffer), its pings and pongs, and gorilla's
+// own few writes (the handshake response, the close frame it sends on a
+// protocol error), which arrive through Write. It sets the write deadline
+// itself before each write.
 type wsConn struct {
 	net.Conn
 	timeout time.Duration
 
-	mu     sync.Mutex
-	buf    []byte // bytes not yet written; nil when none
-	broken error  // the write that failed; nothing more is sent but finish
+	mu      sync.Mutex
+	pending []byte // what a failed write left unwritten (sent first by finish)
+	broken  error  // the write that failed; nothing more is sent but by finish
 }
 
 // Write sends p (whole frames, or the handshake response) at once.
@@ -302,42 +317,37 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	if c.broken != nil {
 		return 0, c.broken
 	}
-	c.append(p)
-	if err := c.flush(finalGrace); err != nil {
+	if err := c.writev(net.Buffers{p}, finalGrace); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-// SetWriteDeadline is ignored: deadlines are set by flush, under the lock.
+// SetWriteDeadline is ignored: deadlines are set by writev, under the lock.
 func (c *wsConn) SetWriteDeadline(time.Time) error { return nil }
 
-// writeFrames writes each frame as one binary message, in as few syscalls
-// as the buffer allows.
+// writeFrames writes each frame as one binary message, all in one writev.
 func (c *wsConn) writeFrames(frames []Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken != nil {
 		return c.broken
 	}
-	var hdr [10]byte
-	for _, fr := range frames {
-		h := appendFrameHeader(hdr[:0], opBinary, len(fr.Data))
-		if len(c.buf)+len(h)+len(fr.Data) > wsBufSize {
-			if err := c.flush(c.timeout); err != nil {
-				return err
-			}
-			if len(h)+len(fr.Data) > wsBufSize {
-				if err := c.writeDirect(h, fr.Data); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		c.append(h)
-		c.append(fr.Data)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	if need := 10 * len(frames); cap(sc.hdrs) < need {
+		sc.hdrs = make([]byte, 0, need) // the headers' backing array must not move
 	}
-	return c.flush(c.timeout)
+	hdrs, bufs := sc.hdrs[:0], sc.bufs[:0]
+	for _, fr := range frames {
+		off := len(hdrs)
+		hdrs = appendFrameHeader(hdrs, opBinary, len(fr.Data))
+		bufs = append(bufs, hdrs[off:], fr.Data)
+	}
+	sc.bufs = bufs
+	err := c.writev(bufs, c.timeout)
+	clear(sc.bufs[:cap(sc.bufs)]) // drop the references to frames
+	return err
 }
 
 // writeControl writes a ping or pong.
@@ -347,14 +357,12 @@ func (c *wsConn) writeControl(op byte, payload []byte) error {
 	if c.broken != nil {
 		return c.broken
 	}
-	c.append(appendFrameHeader(nil, op, len(payload)))
-	c.append(payload)
-	return c.flush(c.timeout)
+	return c.writev(net.Buffers{append(appendFrameHeader(nil, op, len(payload)), payload...)}, c.timeout)
 }
 
 // finish sends the last frames (frames, then a close frame with code and
 // reason) within finalGrace, best effort, and closes the socket. After a
-// write timeout the unwritten rest of the interrupted batch goes first, so
+// write timeout the unwritten rest of the interrupted write goes first, so
 // the client still reads whole frames.
 func (c *wsConn) finish(code int, reason string, frames ...[]byte) {
 	c.mu.Lock()
@@ -362,67 +370,36 @@ func (c *wsConn) finish(code int, reason string, frames ...[]byte) {
 	var ne net.Error
 	if c.broken == nil || (errors.As(c.broken, &ne) && ne.Timeout()) {
 		c.broken = nil
+		last := c.pending
 		for _, fr := range frames {
-			c.append(appendFrameHeader(nil, opBinary, len(fr)))
-			c.append(fr)
+			last = appendFrameHeader(last, opBinary, len(fr))
+			last = append(last, fr...)
 		}
 		if len(reason) > 123 {
 			reason = reason[:123]
 		}
 		payload := binary.BigEndian.AppendUint16(nil, uint16(code))
 		payload = append(payload, reason...)
-		c.append(appendFrameHeader(nil, opClose, len(payload)))
-		c.append(payload)
-		_ = c.flush(finalGrace)
+		last = appendFrameHeader(last, opClose, len(payload))
+		last = append(last, payload...)
+		_ = c.writev(net.Buffers{last}, finalGrace)
 		c.broken = net.ErrClosed
 	}
+	c.pending = nil
 	c.Conn.Close()
 }
 
-func (c *wsConn) append(p []byte) {
-	if c.buf == nil {
-		c.buf = (*bufPool.Get().(*[]byte))[:0]
-	}
-	c.buf = append(c.buf, p...)
-}
-
-// flush writes the buffer. On failure the unwritten bytes stay buffered
-// and the connection is broken.
-func (c *wsConn) flush(timeout time.Duration) error {
-	if len(c.buf) == 0 {
-		c.release()
-		return nil
-	}
+// writev writes bufs with a deadline of timeout. On failure it keeps the
+// unwritten bytes in pending and breaks the connection.
+func (c *wsConn) writev(bufs net.Buffers, timeout time.Duration) error {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
-	n, err := c.Conn.Write(c.buf)
-	if err != nil {
-		c.buf = c.buf[:copy(c.buf, c.buf[n:])]
-		c.broken = err
-		return err
-	}
-	c.release()
-	return nil
-}
-
-// writeDirect writes a frame too large for the buffer straight from its
-// bytes (the buffer is empty).
-func (c *wsConn) writeDirect(h, data []byte) error {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	bufs := net.Buffers{h, data}
 	if _, err := bufs.WriteTo(c.Conn); err != nil {
-		for _, b := range bufs {
-			c.append(b)
+		c.pending = nil
+		for _, b := range bufs { // WriteTo left only what it did not write
+			c.pending = append(c.pending, b...)
 		}
 		c.broken = err
 		return err
 	}
 	return nil
-}
-
-func (c *wsConn) release() {
-	if c.buf != nil && cap(c.buf) == wsBufSize {
-		b := c.buf[:0]
-		bufPool.Put(&b)
-	}
-	c.buf = nil
 }
