@@ -1,5 +1,7 @@
 package relay
 
+import "slices"
+
 // cursorTracker computes a host's durable cursor: the highest upstream seq
 // S such that every event submitted with a seq up to S is done (applied, or
 // dropped after its verdict). Events of different repositories finish out
@@ -39,7 +41,9 @@ func (c *cursorTracker) finish(seq int64) bool {
 		return false
 	}
 	if seq != c.pending[c.head] {
-		c.done[seq] = struct{}{}
+		if _, found := slices.BinarySearch(c.pending[c.head:], seq); found {
+			c.done[seq] = struct{}{}
+		}
 		return false
 	}
 	c.durable = seq
@@ -70,8 +74,8 @@ func (c *cursorTracker) compact() {
 	}
 }
 
-// inFlight is the number of seqs submitted and not yet counted.
-func (c *cursorTracker) inFlight() int { return len(c.pending) - c.head }
+// inFlight is the number of seqs submitted and not yet done.
+func (c *cursorTracker) inFlight() int { return len(c.pending) - c.head - len(c.done) }
 
 // reset forgets every pending seq and starts over at durable (a host whose
 // upstream restarted its seqs).
