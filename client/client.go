@@ -125,7 +125,7 @@ func (c *Client) httpClient() *http.Client {
 	return http.DefaultClient
 }
 
-func (c *Client) timeout() time.Duration   { return orDefault(c.Timeout, DefaultTimeout) }
+func (c *Client) timeout() time.Duration    { return orDefault(c.Timeout, DefaultTimeout) }
 func (c *Client) minBackoff() time.Duration { return orDefault(c.MinBackoff, DefaultMinBackoff) }
 func (c *Client) maxBackoff() time.Duration { return orDefault(c.MaxBackoff, DefaultMaxBackoff) }
 func (c *Client) maxRetryWait() time.Duration {

@@ -93,11 +93,15 @@ func (r *localRepo) commitFrame(res *repo.CommitResult, seq int64) []byte {
 	return e.AppendFrame(nil, seq)
 }
 
+// syncBlocks is the CAR of a #sync: the current commit only.
+func (r *localRepo) syncBlocks() []byte {
+	blocks := car.AppendHeader(nil, r.headCID)
+	return car.AppendBlock(blocks, r.headCID, r.head.Bytes())
+}
+
 // syncFrame is a #sync frame of the current commit.
 func (r *localRepo) syncFrame(seq int64) []byte {
-	blocks := car.AppendHeader(nil, r.headCID)
-	blocks = car.AppendBlock(blocks, r.headCID, r.head.Bytes())
-	e := &events.Sync{DID: string(r.did), Rev: string(r.head.Rev), Blocks: blocks, Time: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)}
+	e := &events.Sync{DID: string(r.did), Rev: string(r.head.Rev), Blocks: r.syncBlocks(), Time: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)}
 	return e.AppendFrame(nil, seq)
 }
 
