@@ -238,3 +238,35 @@ func TestRingAgainstModel(t *testing.T) {
 		}
 	}
 }
+
+// TestRingGrowsAndWraps: the entry array starts small and doubles up to
+// MaxEvents while it wraps around; reads stay exact.
+func TestRingGrowsAndWraps(t *testing.T) {
+	r := NewRing(RingOptions{MaxEvents: 3000})
+	seq := int64(0)
+	for range 800 {
+		var g []store.CommittedEvent
+		for range 7 {
+			seq++
+			g = append(g, store.CommittedEvent{Seq: seq, Frame: identityFrame(seq, 0)})
+		}
+		r.Publish(g)
+		if n, _ := r.Len(); n != int(min(seq, 3000)) {
+			t.Fatalf("after %d events the ring holds %d", seq, n)
+		}
+	}
+	if r.baseSeq() != seq-3000 {
+		t.Fatalf("base %d, want %d", r.baseSeq(), seq-3000)
+	}
+	for _, after := range []int64{seq - 3000, seq - 2999, seq - 1500, seq - 1} {
+		got, upTo, covered, _ := r.read(after, nil, 5000, 1<<30)
+		if !covered || int64(len(got)) != seq-after || upTo != seq {
+			t.Fatalf("after %d: %d frames up to %d, covered %v", after, len(got), upTo, covered)
+		}
+		for i, f := range got {
+			if f.Seq != after+1+int64(i) || !bytes.Equal(f.Data, identityFrame(f.Seq, 0)) {
+				t.Fatalf("after %d: frame %d is seq %d", after, i, f.Seq)
+			}
+		}
+	}
+}

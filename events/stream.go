@@ -56,6 +56,7 @@ func (s *Stream) Poll() (frames []Frame, wake <-chan struct{}, err error) {
 		s.frames = nil // a catch-up batch is over: do not keep its size
 	}
 	o := &s.f.opts
+	lastBase := int64(-1)
 	for {
 		frames, upTo, covered, wake := o.Ring.read(s.pos, s.frames[:0], o.BatchFrames, o.BatchBytes)
 		if covered {
@@ -74,12 +75,19 @@ func (s *Stream) Poll() (frames []Frame, wake <-chan struct{}, err error) {
 		if len(frames) > 0 {
 			return frames, wake, nil
 		}
-		// Nothing after pos in the store. If the ring has moved past pos
-		// meanwhile (its base is above pos), the events between are gone:
-		// check the gap like any other and go on from the ring.
+		// Nothing after pos in the store, yet the ring does not hold
+		// everything after pos: its base is above pos. Events committed
+		// after the store read may have gone through the ring already, so
+		// read the store once more; if it is still empty with the same
+		// base, the events up to base are gone from the log (expired while
+		// the ring kept them): judge the gap and go on from the ring.
 		base := o.Ring.baseSeq()
 		if base <= s.pos {
 			return nil, wake, nil
+		}
+		if base != lastBase {
+			lastBase = base
+			continue
 		}
 		if err := s.gap(base); err != nil {
 			return nil, nil, err

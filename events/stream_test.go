@@ -154,6 +154,24 @@ func TestPositionExpiredIsConsumerTooSlow(t *testing.T) {
 	if _, _, err := s.Poll(); !errors.Is(err, ErrConsumerTooSlow) {
 		t.Fatalf("poll after the position expired: %v, want ErrConsumerTooSlow", err)
 	}
+
+	// The same when the store has nothing left after the position at all,
+	// while the ring (which bounds by count, not time) still holds expired
+	// events.
+	l = newTestLog(t, logConfig{window: window, ring: RingOptions{MaxEvents: 2}})
+	uid = l.account("did:plc:slow2")
+	l.emit(uid, "did:plc:slow2", 2) // 1..3; the ring holds 2, 3
+	s, _ = l.fh.Open(AtSeq(0))
+	l.clock.Advance(window + time.Minute)
+	if err := l.db.CollectGarbage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := l.db.FirstSeq(); first != 0 {
+		t.Fatalf("setup: the log still starts at %d", first)
+	}
+	if _, _, err := s.Poll(); !errors.Is(err, ErrConsumerTooSlow) {
+		t.Fatalf("poll with the log emptied: %v, want ErrConsumerTooSlow", err)
+	}
 }
 
 func TestPurgedEventsAreSkippedNotTooSlow(t *testing.T) {

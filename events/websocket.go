@@ -389,11 +389,21 @@ func (c *wsConn) finish(code int, reason string, frames ...[]byte) {
 	c.Conn.Close()
 }
 
-// writev writes bufs with a deadline of timeout. On failure it keeps the
-// unwritten bytes in pending and breaks the connection.
+// writev writes bufs. It fails when the socket accepts nothing for
+// timeout: a deadline that passes after some progress (a client reading,
+// slowly) is moved on. On failure it keeps the unwritten bytes in pending
+// and breaks the connection.
 func (c *wsConn) writev(bufs net.Buffers, timeout time.Duration) error {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := bufs.WriteTo(c.Conn); err != nil {
+	for {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		n, err := bufs.WriteTo(c.Conn)
+		if err == nil {
+			return nil
+		}
+		var ne net.Error
+		if n > 0 && len(bufs) > 0 && errors.As(err, &ne) && ne.Timeout() {
+			continue
+		}
 		c.pending = nil
 		for _, b := range bufs { // WriteTo left only what it did not write
 			c.pending = append(c.pending, b...)
@@ -401,5 +411,4 @@ func (c *wsConn) writev(bufs net.Buffers, timeout time.Duration) error {
 		c.broken = err
 		return err
 	}
-	return nil
 }
