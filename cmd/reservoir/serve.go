@@ -26,7 +26,9 @@ import (
 	"github.com/reservoir-atproto/reservoir/api"
 	"github.com/reservoir-atproto/reservoir/events"
 	"github.com/reservoir-atproto/reservoir/host"
+	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/plc"
+	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
 	"github.com/reservoir-atproto/reservoir/xrpc"
@@ -45,6 +47,51 @@ type serveConfig struct {
 	ReplayWindow       time.Duration
 	AllowInsecureHosts bool
 	Lenient            bool
+
+	// Relay is the timing of upstream subscriptions. It has no flags: the
+	// defaults suit production, and tests shorten them through the
+	// RESERVOIR_RELAY_* variables (see relayTimingFromEnv).
+	Relay relayTiming
+}
+
+// relayTiming overrides the host manager's timing defaults (zero: keep the
+// default).
+type relayTiming struct {
+	MinBackoff, MaxBackoff, OfflineRetry, RecountInterval, FlushInterval time.Duration
+	OfflineAfter                                                         int
+}
+
+// relayTimingFromEnv reads RESERVOIR_RELAY_MIN_BACKOFF, _MAX_BACKOFF,
+// _OFFLINE_RETRY, _RECOUNT_INTERVAL, _FLUSH_INTERVAL (durations) and
+// _OFFLINE_AFTER (failed attempts before a host is offline).
+func relayTimingFromEnv(getenv func(string) string) (relayTiming, error) {
+	var rt relayTiming
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+	}{
+		{"RESERVOIR_RELAY_MIN_BACKOFF", &rt.MinBackoff},
+		{"RESERVOIR_RELAY_MAX_BACKOFF", &rt.MaxBackoff},
+		{"RESERVOIR_RELAY_OFFLINE_RETRY", &rt.OfflineRetry},
+		{"RESERVOIR_RELAY_RECOUNT_INTERVAL", &rt.RecountInterval},
+		{"RESERVOIR_RELAY_FLUSH_INTERVAL", &rt.FlushInterval},
+	} {
+		if v := getenv(d.name); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil || x <= 0 {
+				return rt, fmt.Errorf("serve: %s: %q is not a positive duration", d.name, v)
+			}
+			*d.v = x
+		}
+	}
+	if v := getenv("RESERVOIR_RELAY_OFFLINE_AFTER"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return rt, fmt.Errorf("serve: RESERVOIR_RELAY_OFFLINE_AFTER: %q is not a positive integer", v)
+		}
+		rt.OfflineAfter = n
+	}
+	return rt, nil
 }
 
 func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
@@ -107,6 +154,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if _, perr := checkServiceURL(cfg.PLCURL); perr != nil {
 		return nil, fmt.Errorf("serve: --plc-url: %w", perr)
+	}
+	if cfg.Relay, err = relayTimingFromEnv(getenv); err != nil {
+		return nil, err
 	}
 	return &cfg, nil
 }
@@ -184,9 +234,19 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 	})
 	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger, Firehose: fh})
 	a.Register(srv)
+	hosts, stopRelay, err := startRelay(cfg, db, repos, plcURL, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopRelay() // before fh.Close and db.Close: the ingest writes through both
+	rl := api.NewRelay(api.RelayOptions{Hosts: hosts, Auth: auth})
+	rl.Register(srv)
 	mux := http.NewServeMux()
 	mux.Handle(xrpc.PathPrefix, srv)
 	mux.Handle("/admin/", srv.Endpoint("admin", auth.RequireAdmin(a.AdminHandler())))
+	adminHosts := srv.Endpoint("admin_hosts", auth.RequireAdmin(rl.AdminHandler()))
+	mux.Handle("/admin/hosts", adminHosts)
+	mux.Handle("/admin/hosts/", adminHosts)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -219,6 +279,54 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		hs.Close()
 	}
 	return nil
+}
+
+// startRelay starts the relay: the ingest (verify, apply, re-broadcast)
+// and the host manager (one subscription per upstream host, the cursors),
+// the one submitting frames to the other and told by it when each is done.
+// stop ends the subscriptions, drains the ingest and stores the final
+// cursors, in that order.
+func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL string, reg prometheus.Registerer, logger *slog.Logger) (*relay.Manager, func(), error) {
+	if !cfg.Archive {
+		logger.Warn("--archive=false (a lean relay) is not supported yet: mirrored repositories are archived")
+	}
+	ids, err := identity.New(identity.Options{PLCURL: plcURL, AllowInsecure: cfg.AllowInsecureHosts, Logger: logger.With("component", "identity")})
+	if err != nil {
+		return nil, nil, err
+	}
+	var mgr *relay.Manager // set before Start, so before any frame is submitted
+	in, err := relay.NewIngest(relay.IngestOptions{
+		DB: db, Repos: repos, Identity: ids, Lenient: cfg.Lenient, AllowInsecure: cfg.AllowInsecureHosts,
+		OnDone:              func(hostname string, seq int64) { mgr.Done(hostname, seq) },
+		SweepDesynchronized: true,
+		Logger:              logger.With("component", "ingest"),
+		Registerer:          reg,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	t := cfg.Relay
+	mgr, err = relay.NewManager(relay.ManagerOptions{
+		DB: db, Submitter: in, AllowInsecure: cfg.AllowInsecureHosts,
+		MinBackoff: t.MinBackoff, MaxBackoff: t.MaxBackoff, OfflineAfter: t.OfflineAfter, OfflineRetry: t.OfflineRetry,
+		RecountInterval: t.RecountInterval, FlushInterval: t.FlushInterval,
+		Logger: logger.With("component", "relay"), Registerer: reg,
+	})
+	if err == nil {
+		err = mgr.Start()
+	}
+	if err != nil {
+		in.Close()
+		return nil, nil, err
+	}
+	stop := func() {
+		mgr.Stop()
+		in.Close()
+		if err := mgr.Close(); err != nil {
+			logger.Warn("relay: storing the final cursors", "err", err)
+		}
+	}
+	return mgr, stop, nil
 }
 
 // collectBlobs removes unreferenced blobs every few minutes until ctx ends.
