@@ -362,7 +362,10 @@ func TestBadResponses(t *testing.T) {
 		"repos with a bad DID": {`{"repos":[{"did":"alice","head":"bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm","rev":""}]}`,
 			func(c *Client) error { _, err := c.ListRepos(context.Background(), "", 0); return err }, ErrBadResponse},
 		"blobs without cids": {`{"cursor":"x"}`,
-			func(c *Client) error { _, err := c.ListBlobs(context.Background(), "did:plc:abc", "", "", 0); return err }, ErrBadResponse},
+			func(c *Client) error {
+				_, err := c.ListBlobs(context.Background(), "did:plc:abc", "", "", 0)
+				return err
+			}, ErrBadResponse},
 		"hosts without hostname": {`{"hosts":[{"seq":1}]}`,
 			func(c *Client) error { _, err := c.ListHosts(context.Background(), "", 0); return err }, ErrBadResponse},
 		"not JSON": {`<html>`,
@@ -385,7 +388,10 @@ func TestBadResponses(t *testing.T) {
 	for _, err := range []error{
 		func() error { _, err := c.GetRepo(context.Background(), "alice", ""); return err }(),
 		func() error { _, err := c.GetRepo(context.Background(), "did:plc:abc", "yesterday"); return err }(),
-		func() error { _, err := c.GetRecord(context.Background(), "did:plc:abc", "not an nsid", "x", nil); return err }(),
+		func() error {
+			_, err := c.GetRecord(context.Background(), "did:plc:abc", "not an nsid", "x", nil)
+			return err
+		}(),
 		func() error { _, err := c.GetBlob(context.Background(), "did:plc:abc", cid.Undef); return err }(),
 		func() error { _, err := c.GetBlocks(context.Background(), "did:plc:abc", nil); return err }(),
 		func() error { _, err := c.ListReposByCollection(context.Background(), "", "", 0); return err }(),

@@ -149,11 +149,17 @@ func (s *testServer) createAccount(handle string) testAccount {
 	return testAccount{did: out["did"].(string), token: out["accessJwt"].(string)}
 }
 
-// putRecord writes (creates or replaces) a record and returns its CID.
-func (s *testServer) putRecord(a testAccount, collection, rkey string, rec map[string]any) string {
+// written is what a write answered: the record's CID and the new commit.
+type written struct {
+	cid, commit, rev string
+}
+
+// putRecord writes (creates or replaces) a record.
+func (s *testServer) putRecord(a testAccount, collection, rkey string, rec map[string]any) written {
 	s.t.Helper()
 	out := s.procedure("com.atproto.repo.putRecord", a.token, map[string]any{"repo": a.did, "collection": collection, "rkey": rkey, "record": rec})
-	return out["cid"].(string)
+	commit := out["commit"].(map[string]any)
+	return written{cid: out["cid"].(string), commit: commit["cid"].(string), rev: commit["rev"].(string)}
 }
 
 func (s *testServer) deleteRecord(a testAccount, collection, rkey string) {
@@ -223,4 +229,3 @@ func withBlob(text string, blob map[string]any) map[string]any {
 	p["embed"] = map[string]any{"$type": "app.bsky.embed.images", "images": []any{map[string]any{"alt": "", "image": blob}}}
 	return p
 }
-
