@@ -57,7 +57,8 @@ type HostAddr struct {
 //   - the name is lower-cased and must have handle syntax (at least two
 //     labels, no IP address), with a TLD not reserved for special uses
 //     (.local, .internal, .onion, ...), or be localhost;
-//   - a port is allowed only for localhost.
+//   - a port is allowed only for localhost; the scheme's default port is
+//     dropped (the name matches the host of a PDS endpoint URL).
 //
 // allowInsecure (--allow-insecure-hosts) also allows IP addresses, ports on
 // any host and the reserved TLDs, for tests and private networks.
@@ -101,6 +102,9 @@ func ParseHostAddr(raw string, allowInsecure bool) (HostAddr, error) {
 		return bad("bad port: %v", err)
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if (port == "443" && !a.NoSSL) || (port == "80" && a.NoSSL) {
+		port = "" // the scheme's default: the name is the same host
+	}
 	if port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 || port[0] == '0' {

@@ -181,6 +181,10 @@ type hostState struct {
 	throttled bool
 	cursor    cursorTracker
 	submitted int64 // the last seq submitted, store.NoCursor before one
+	// connectedOnce: a connection succeeded since the host was loaded or
+	// reactivated. Reconnecting to a host whose cursor is still unknown
+	// then asks for its whole window (cursor 0), not just what comes next.
+	connectedOnce bool
 	limiter   *rate.Limiter
 	sub       *subscription
 }

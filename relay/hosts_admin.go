@@ -122,6 +122,7 @@ func (m *Manager) activate(ctx context.Context, addr HostAddr, admin bool) error
 		hs.rec.Failures = 0
 		hs.cursor.reset(store.NoCursor)
 		hs.submitted = store.NoCursor
+		hs.connectedOnce = false
 	}
 	hs.mu.Unlock()
 	m.persist.Unlock()

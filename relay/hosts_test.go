@@ -374,3 +374,34 @@ func TestManagerRecount(t *testing.T) {
 	})
 	eventually(t, "stored count 3", func() bool { return storedHost(t, db, name).AccountCount == 3 })
 }
+
+// TestManagerQuietHost: a host that has sent nothing keeps an unknown
+// cursor and stays active and subscribed (live, without a cursor); when
+// its connection drops, what it writes meanwhile is not lost: the
+// reconnection asks for its whole window.
+func TestManagerQuietHost(t *testing.T) {
+	db := openStore(t, "")
+	up := newFakeUpstream(t)
+	sub := &fakeSubmitter{}
+	m := newTestManager(t, db, sub, nil)
+	name := up.hostname()
+	if err := m.RequestCrawl(context.Background(), "http://"+name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a connection", func() bool { return up.openConns() == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if h := storedHost(t, db, name); h.Cursor != store.NoCursor || h.Status != store.HostActive || !h.LastEventAt.IsZero() || h.Failures != 0 {
+		t.Fatalf("quiet host stored as %+v", h)
+	}
+	up.stop()
+	up.add(2) // written while the relay is disconnected
+	up.restart()
+	eventually(t, "the frames written meanwhile", func() bool { return len(sub.seqs(name)) == 2 })
+	if c := up.seenCursors(); c[0] != "" || c[len(c)-1] != "0" {
+		t.Fatalf("cursors %q: want live first, then 0", c)
+	}
+	eventually(t, "stored cursor 2", func() bool {
+		h := storedHost(t, db, name)
+		return h.Cursor == 2 && !h.LastEventAt.IsZero()
+	})
+}

@@ -163,6 +163,7 @@ func (m *Manager) connected(ctx context.Context, hs *hostState) {
 	hs.mu.Lock()
 	hs.rec.Failures = 0
 	hs.dirty = true
+	hs.connectedOnce = true
 	wasOffline := hs.rec.Status == store.HostOffline
 	hs.mu.Unlock()
 	if wasOffline {
@@ -196,6 +197,12 @@ func (m *Manager) setStatus(ctx context.Context, hs *hostState, status store.Hos
 func (m *Manager) follow(ctx context.Context, hs *hostState) error {
 	hs.mu.Lock()
 	cursor := hs.submitted
+	if cursor == store.NoCursor && hs.connectedOnce {
+		// A quiet host we were connected to: whatever it sent while we
+		// were away is in its log after our last (unknown) position, so
+		// ask for its whole window rather than only what comes next.
+		cursor = 0
+	}
 	hs.mu.Unlock()
 	dialer := websocket.Dialer{
 		NetDialContext:   guardedDialer(m.opts.AllowInsecure, m.opts.CheckTimeout).DialContext,
