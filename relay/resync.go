@@ -82,12 +82,12 @@ func (in *Ingest) resyncWorker() {
 	for {
 		select {
 		case q := <-in.resyncCh:
-			in.runResync(in.resyncCtx, q, q.host)
+			in.runResync(in.resyncCtx, q)
 		case <-in.resyncCtx.Done():
 			for {
 				select {
 				case q := <-in.resyncCh:
-					in.runResync(in.resyncCtx, q, q.host)
+					in.runResync(in.resyncCtx, q)
 				default:
 					return
 				}
@@ -98,12 +98,13 @@ func (in *Ingest) resyncWorker() {
 
 // runResync waits until the event of q's account being processed (if any)
 // is done, holds the account while it resyncs, then lets its events run.
-func (in *Ingest) runResync(ctx context.Context, q *didQueue, hostname string) error {
+func (in *Ingest) runResync(ctx context.Context, q *didQueue) error {
 	in.mu.Lock()
 	for q.running {
 		in.idle.Wait()
 	}
 	q.resync = resyncActive
+	hostname := q.host
 	in.mu.Unlock()
 
 	err := ctx.Err()
@@ -172,13 +173,13 @@ func (in *Ingest) Backfill(ctx context.Context, hostname, did string) error {
 		in.mu.Unlock()
 		return nil
 	}
-	q.resync = resyncPending
+	q.resync, q.host = resyncPending, hostname
 	in.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(in.resyncCtx, cancel)
 	defer stop()
-	return in.runResync(ctx, q, hostname)
+	return in.runResync(ctx, q)
 }
 
 // resync replaces the stored copy of did's repository with the one its PDS
