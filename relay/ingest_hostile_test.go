@@ -97,9 +97,10 @@ func TestIngestHostileCommits(t *testing.T) {
 		head store.Head // the mirror's head before the bad commit
 	}
 	cases := []struct {
-		name   string
-		check  string // relay_ingest_verify_failures_total label
-		tamper func(t *testing.T, e env, ev *events.CommitEvent) []byte // nil: re-encode ev
+		name  string
+		check string // relay_ingest_verify_failures_total label
+		// tamper changes ev, or returns the bad frame itself (nil: encode ev)
+		tamper func(t *testing.T, e env, ev *events.CommitEvent) []byte
 	}{
 		{"bad signature", "signature", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
 			resign(t, ev, func(c *repo.Commit) {

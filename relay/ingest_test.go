@@ -279,7 +279,7 @@ func TestIngestSkipsWhatHasNoAccount(t *testing.T) {
 	fs := []frame{
 		{1, events.InfoFrame("OutdatedCursor", "old")},
 		{2, events.ErrorFrame("FutureCursor", "")},
-		{3, append(bytes.Clone(legacy), 0)},         // trailing byte
+		{3, append(bytes.Clone(legacy), 0)},          // trailing byte
 		{4, []byte{0xa2, 0x61, 't', 0x62, '#', 'x'}}, // truncated
 	}
 	m.submit("host.example", fs...)
