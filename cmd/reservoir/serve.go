@@ -111,10 +111,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.AdminPassword, "admin-password", env("RESERVOIR_ADMIN_PASSWORD", ""), "HTTP Basic password of user admin; empty: admin routes answer 401 (env RESERVOIR_ADMIN_PASSWORD)")
 	fs.StringVar(&cfg.PLCURL, "plc-url", env("RESERVOIR_PLC_URL", "https://plc.directory"), "did:plc directory to resolve and register DIDs (env RESERVOIR_PLC_URL)")
 	fs.StringVar(&relays, "relays", env("RESERVOIR_RELAYS", ""), "comma-separated relay URLs this host sends requestCrawl to (env RESERVOIR_RELAYS)")
-	fs.StringVar(&archive, "archive", env("RESERVOIR_ARCHIVE", "true"), "keep full copies of mirrored repos (env RESERVOIR_ARCHIVE)")
+	archive, insecure, lenient = env("RESERVOIR_ARCHIVE", "true"), env("RESERVOIR_ALLOW_INSECURE_HOSTS", "false"), env("RESERVOIR_LENIENT", "false")
+	fs.Var(boolFlag{&archive}, "archive", "keep full copies of mirrored repos (env RESERVOIR_ARCHIVE)")
 	fs.StringVar(&window, "replay-window", env("RESERVOIR_REPLAY_WINDOW", "72h"), "how long firehose events stay replayable (env RESERVOIR_REPLAY_WINDOW)")
-	fs.StringVar(&insecure, "allow-insecure-hosts", env("RESERVOIR_ALLOW_INSECURE_HOSTS", "false"), "allow http:// and loopback/private hosts (env RESERVOIR_ALLOW_INSECURE_HOSTS)")
-	fs.StringVar(&lenient, "lenient", env("RESERVOIR_LENIENT", "false"), "accept upstream commits without sync-1.1 prevData (env RESERVOIR_LENIENT)")
+	fs.Var(boolFlag{&insecure}, "allow-insecure-hosts", "allow http:// and loopback/private hosts (env RESERVOIR_ALLOW_INSECURE_HOSTS)")
+	fs.Var(boolFlag{&lenient}, "lenient", "accept upstream commits without sync-1.1 prevData (env RESERVOIR_LENIENT)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: reservoir serve [flags]")
 		fmt.Fprintln(stderr, "\nRuns the server: host, archive, relay and index, on the embedded store in --data.")
@@ -160,6 +161,23 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	return &cfg, nil
 }
+
+// boolFlag is a boolean flag that may stand alone (--lenient) or take a
+// value (--lenient=false); the value is checked after parsing, with its
+// environment twin's, so that a bad one is refused rather than read as
+// false.
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+
+func (b boolFlag) Set(s string) error { *b.v = s; return nil }
+
+func (b boolFlag) IsBoolFlag() bool { return true }
 
 // checkServiceURL accepts an http(s) URL with a host and no query.
 func checkServiceURL(s string) (string, error) {
