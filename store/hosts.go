@@ -75,6 +75,11 @@ type Host struct {
 	// Failures counts connection attempts that failed since the last
 	// successful one.
 	Failures int64
+	// BackfillCursor is the listRepos cursor of the host's backfill (the
+	// fetch of every repository it had when it was first crawled): the
+	// repositories before it are done. BackfillDone is set at the end.
+	BackfillCursor string
+	BackfillDone   bool
 }
 
 // Tables of upstream hosts (doc.go's key layout).
@@ -302,6 +307,12 @@ func encodeHost(h *Host) []byte {
 	if !h.LastEventAt.IsZero() {
 		m["lastEventAt"] = h.LastEventAt.UnixMicro()
 	}
+	if h.BackfillCursor != "" {
+		m["backfillCursor"] = h.BackfillCursor
+	}
+	if h.BackfillDone {
+		m["backfillDone"] = true
+	}
 	b, err := dagcbor.Marshal(m)
 	if err != nil {
 		panic("store: encoding a host: " + err.Error()) // only strings, ints and bools
@@ -331,6 +342,8 @@ func decodeHost(b []byte) (*Host, error) {
 	status, _ := m["status"].(string)
 	h.Status = HostStatus(status)
 	h.NoSSL, _ = m["noSSL"].(bool)
+	h.BackfillCursor, _ = m["backfillCursor"].(string)
+	h.BackfillDone, _ = m["backfillDone"].(bool)
 	if t := num("lastEventAt"); t != 0 {
 		h.LastEventAt = time.UnixMicro(t).UTC()
 	}

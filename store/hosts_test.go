@@ -17,7 +17,8 @@ func TestHostPutAndRead(t *testing.T) {
 	created := time.Date(2026, 11, 1, 12, 0, 0, 123000, time.UTC)
 	a := &Host{Hostname: "pds.example.com", Status: HostActive, Cursor: NoCursor, CreatedAt: created}
 	b := &Host{Hostname: "localhost:2583", Status: HostIdle, Cursor: 42, NoSSL: true, CreatedAt: created,
-		LastEventAt: created.Add(time.Minute), Limits: HostLimits{EventsPerSecond: 50, MaxAccounts: 1000}, Failures: 3, AccountCount: 7}
+		LastEventAt: created.Add(time.Minute), Limits: HostLimits{EventsPerSecond: 50, MaxAccounts: 1000}, Failures: 3, AccountCount: 7,
+		BackfillCursor: "did:plc:xyz", BackfillDone: true}
 	if err := db.PutHost(ctx, a); err != nil {
 		t.Fatal(err)
 	}
