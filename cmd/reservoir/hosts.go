@@ -4,7 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
+	"io"
+	"strconv"
 
 	"github.com/reservoir-atproto/reservoir/client"
 )
@@ -39,27 +40,37 @@ func runHosts(ctx context.Context, cio *cliIO, args []string) error {
 		return usagef("%v", err)
 	}
 	c.UserAgent = "reservoir/" + buildVersion()
-	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	if !*asJSON {
-		fmt.Fprintln(tw, "HOSTNAME\tSTATUS\tSEQ\tACCOUNTS\t")
-	}
-	n := 0
+	var hosts []client.Host
 	for h, err := range c.AllHosts(ctx, hostsPageLimit) {
 		if err != nil {
-			tw.Flush()
 			return fmt.Errorf("hosts: %w", err)
 		}
-		n++
 		if *asJSON {
 			line, _ := json.Marshal(map[string]any{"hostname": h.Hostname, "status": h.Status, "seq": h.Seq, "accountCount": h.AccountCount})
 			fmt.Fprintf(cio.stdout, "%s\n", line)
-			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\n", h.Hostname, h.Status, h.Seq, h.AccountCount)
+		hosts = append(hosts, h)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	n := len(hosts)
+	if !*asJSON {
+		writeHostsTable(cio.stdout, hosts)
 	}
 	fmt.Fprintf(cio.stderr, "%d hosts\n", n)
 	return nil
+}
+
+// writeHostsTable writes the hosts as a table: names and statuses
+// left-aligned, numbers right-aligned.
+func writeHostsTable(w io.Writer, hosts []client.Host) {
+	wName, wStatus, wSeq, wAcc := len("HOSTNAME"), len("STATUS"), len("SEQ"), len("ACCOUNTS")
+	for _, h := range hosts {
+		wName = max(wName, len(h.Hostname))
+		wStatus = max(wStatus, len(h.Status))
+		wSeq = max(wSeq, len(strconv.FormatInt(h.Seq, 10)))
+		wAcc = max(wAcc, len(strconv.FormatInt(h.AccountCount, 10)))
+	}
+	fmt.Fprintf(w, "%-*s  %-*s  %*s  %*s\n", wName, "HOSTNAME", wStatus, "STATUS", wSeq, "SEQ", wAcc, "ACCOUNTS")
+	for _, h := range hosts {
+		fmt.Fprintf(w, "%-*s  %-*s  %*d  %*d\n", wName, h.Hostname, wStatus, h.Status, wSeq, h.Seq, wAcc, h.AccountCount)
+	}
 }

@@ -147,12 +147,14 @@ func (l *listFlag) Set(v string) error {
 // identityFlags are --plc-url and --key: where signing keys and PDS
 // endpoints come from.
 type identityFlags struct {
-	plcURL string
-	key    string
+	plcURL   string
+	key      string
+	insecure bool
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet, cio *cliIO, withKey bool) {
 	fs.StringVar(&f.plcURL, "plc-url", cio.env("RESERVOIR_PLC_URL", identity.DefaultPLCURL), "did:plc directory that resolves DIDs to their signing key and host (env RESERVOIR_PLC_URL)")
+	fs.BoolVar(&f.insecure, "allow-insecure-hosts", false, "accept http:// and loopback hosts in DID documents, and did:web:localhost%3APORT (tests, private networks)")
 	if withKey {
 		fs.StringVar(&f.key, "key", "", "the account's signing key (did:key:z... or z...), instead of resolving the DID")
 	}
@@ -162,7 +164,7 @@ func (f *identityFlags) resolver() (*identity.Resolver, error) {
 	if _, err := client.ServiceURL(f.plcURL); err != nil {
 		return nil, usagef("--plc-url: %v", err)
 	}
-	return identity.New(identity.Options{PLCURL: f.plcURL, SkipHandleVerification: true})
+	return identity.New(identity.Options{PLCURL: f.plcURL, SkipHandleVerification: true, AllowInsecure: f.insecure})
 }
 
 // keys returns the source of signing keys: --key, or the resolver.
