@@ -60,18 +60,25 @@
 //
 // When an account is deleted, reservoir (like the reference PDS) purges
 // every earlier event of that account from the log, in the same commit that
-// appends its #account {active: false, status: "deleted"} event. A consumer
-// that replays the window afterwards sees no event of that account but the
+// appends its #account {active: false, status: "deleted"} event (the relay
+// does the same when an upstream host deletes a mirrored account, even if
+// it then reports its own status, such as takendown). A consumer that
+// replays the window afterwards sees no event of that account but the
 // deletion. A consumer that had already received the account's events (it
 // was live, or replayed past them) keeps what it has and then receives the
 // deletion, which tells it to drop the account's content. A consumer that
 // had not been sent them yet when the deletion committed never gets them:
 // it continues with the next remaining event, without an error; the seqs of
-// the purged events are simply absent. The ring applies the same rule as
-// the store: when an #account "deleted" event is published, the account's
-// earlier events in the ring are dropped before any subscriber can read the
-// deletion. (Only a frame read in the instant between the deletion's commit
-// and its Publish can still go out, followed by the deletion.)
+// the purged events are simply absent.
+//
+// The ring follows the store, not a rule about statuses: every #account
+// event marks the account's earlier events in the ring, and the first
+// stream to read a marked event asks the store whether the log still has
+// it, then tells the ring, which drops it or clears the mark. Publish does
+// no I/O; the checks are rare (account events) and each is made once.
+// Only a frame read in the instant between the deletion's commit and its
+// Publish (or from a store page read just before the commit) can still go
+// out, followed by the deletion.
 //
 // # ConsumerTooSlow
 //

@@ -147,20 +147,38 @@ func (l *testLog) emitSized(uid uint64, did string, n, pad int) []int64 {
 // deleteAccount does what host.DeleteAccount does to the log: purge every
 // earlier event of the account and add #account {status: deleted}.
 func (l *testLog) deleteAccount(uid uint64, did string) int64 {
+	return l.accountStatus(uid, did, store.StatusDeleted, true)
+}
+
+// accountStatus commits an #account event with status; with purge, the
+// same change purges the account's earlier events (as the relay does when
+// a host deletes an account, whatever status it then reports).
+func (l *testLog) accountStatus(uid uint64, did string, status store.Status, purge bool) int64 {
 	l.t.Helper()
-	seqs, err := l.db.EventSeqs(uid)
-	if err != nil {
-		l.t.Fatal(err)
+	c := &store.Change{UID: uid, Account: &store.Account{UID: uid, DID: did, Status: status}}
+	if purge {
+		seqs, err := l.db.EventSeqs(uid)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		c.Delete, c.PurgeEvents = true, seqs
 	}
-	res, err := l.db.Apply(context.Background(), &store.Change{
-		UID: uid, Account: &store.Account{UID: uid, DID: did, Status: store.StatusDeleted}, Delete: true, PurgeEvents: seqs,
-		Events: []store.FrameEncoder{(&Account{DID: did, Active: false, Status: "deleted", Time: l.clock.Now()}).AppendFrame},
-	})
+	c.Events = []store.FrameEncoder{(&Account{DID: did, Active: status.Active(), Status: string(status), Time: l.clock.Now()}).AppendFrame}
+	res, err := l.db.Apply(context.Background(), c)
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	l.published(res.Seqs)
 	return res.Seqs[0]
+}
+
+func (l *testLog) mustOpen(c Cursor) *Stream {
+	l.t.Helper()
+	s, err := l.fh.Open(c)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return s
 }
 
 // logged is an event as the store holds it.

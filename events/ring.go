@@ -25,7 +25,7 @@ type RingOptions struct {
 // by closing a channel.
 //
 // The ring knows a seq base: it holds every event with a seq greater than
-// base, up to the newest (except purged ones). base is the seq before the
+// base, up to the newest (except purged ones, see Publish). base is the seq before the
 // first event it was given, and moves up as old events are evicted. A
 // reader asking for events after a position below base must read the store.
 type Ring struct {
@@ -46,6 +46,7 @@ type ringEntry struct {
 	uid   uint64
 	time  time.Time
 	frame []byte // nil once purged
+	check bool   // an #account event followed: ask the store before sending
 }
 
 // NewRing returns an empty ring.
@@ -64,10 +65,12 @@ func NewRing(opts RingOptions) *Ring {
 // disk, with seqs following the previous call's. It copies the frames (one
 // allocation per group), so the caller may reuse them.
 //
-// An #account event with status "deleted" drops the account's earlier
-// events from the ring: the store purged them from the log in the same
-// commit (host.DeleteAccount), and a subscriber must not be sent what a
-// replay from the store would no longer contain.
+// An #account event marks the account's earlier events in the ring for a
+// check against the store: a change that purges an account's events from
+// the log (an account deletion, by the host or the relay) always carries
+// one, and a subscriber must not be sent what the log no longer has. The
+// first stream to read a marked event asks the store whether it is still
+// there and tells the ring (resolve); Publish itself reads nothing.
 func (r *Ring) Publish(evs []store.CommittedEvent) {
 	if len(evs) == 0 {
 		return
@@ -78,7 +81,7 @@ func (r *Ring) Publish(evs []store.CommittedEvent) {
 	}
 	slab := make([]byte, 0, total)
 	add := make([]ringEntry, len(evs))
-	deletion := make([]bool, len(evs))
+	account := make([]bool, len(evs))
 	for i := range evs {
 		ev := &evs[i]
 		off := len(slab)
@@ -86,7 +89,7 @@ func (r *Ring) Publish(evs []store.CommittedEvent) {
 		add[i] = ringEntry{seq: ev.Seq, uid: ev.UID, time: ev.Time, frame: slab[off:len(slab):len(slab)]}
 		typ := FrameType(ev.Frame)
 		r.metrics.published(typ)
-		deletion[i] = typ == TypeAccount && accountDeleted(ev.Frame)
+		account[i] = typ == TypeAccount
 	}
 
 	r.mu.Lock()
@@ -95,8 +98,8 @@ func (r *Ring) Publish(evs []store.CommittedEvent) {
 	}
 	for i := range add {
 		r.pushLocked(add[i])
-		if deletion[i] {
-			r.purgeLocked(add[i].uid, add[i].seq)
+		if account[i] {
+			r.markLocked(add[i].uid, add[i].seq)
 		}
 	}
 	old := r.wake
@@ -143,17 +146,36 @@ func (r *Ring) growLocked() {
 	r.entries, r.start = next, 0
 }
 
-// purgeLocked drops the frames of uid's events before seq.
-func (r *Ring) purgeLocked(uid uint64, before int64) {
+// markLocked marks uid's events before seq for a check against the store.
+func (r *Ring) markLocked(uid uint64, before int64) {
 	for i := 0; i < r.n; i++ {
 		e := r.at(i)
 		if e.seq >= before {
 			return
 		}
 		if e.uid == uid && e.frame != nil {
-			r.bytes -= len(e.frame)
-			e.frame = nil
+			e.check = true
 		}
+	}
+}
+
+// resolve records the store's answer for a marked event: still in the log,
+// or purged (its frame is dropped).
+func (r *Ring) resolve(seq int64, inLog bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := r.search(seq - 1)
+	if i == r.n {
+		return
+	}
+	e := r.at(i)
+	if e.seq != seq || e.frame == nil {
+		return // evicted meanwhile, or already resolved
+	}
+	e.check = false
+	if !inLog {
+		r.bytes -= len(e.frame)
+		e.frame = nil
 	}
 }
 
@@ -204,7 +226,7 @@ func (r *Ring) read(after int64, dst []Frame, maxFrames, maxBytes int) (out []Fr
 				break
 			}
 			bytes += len(e.frame)
-			dst = append(dst, Frame{Seq: e.seq, Time: e.time, Data: e.frame})
+			dst = append(dst, Frame{Seq: e.seq, Time: e.time, Data: e.frame, check: e.check})
 		}
 		upTo = e.seq
 	}

@@ -102,7 +102,7 @@ func TestRingReadLimits(t *testing.T) {
 	}
 }
 
-func TestRingPurgeOnDeletion(t *testing.T) {
+func TestRingMarksEventsBeforeAnAccountEvent(t *testing.T) {
 	r := NewRing(RingOptions{})
 	r.Publish([]store.CommittedEvent{
 		{Seq: 1, UID: 7, Frame: identityFrame(1, 0)},
@@ -112,22 +112,38 @@ func TestRingPurgeOnDeletion(t *testing.T) {
 	r.Publish([]store.CommittedEvent{
 		{Seq: 4, UID: 7, Frame: identityFrame(4, 0)},
 		{Seq: 5, UID: 7, Frame: deletedFrame(5)},
-		{Seq: 6, UID: 7, Frame: identityFrame(6, 0)}, // after the deletion: kept
+		{Seq: 6, UID: 7, Frame: identityFrame(6, 0)}, // after it: not marked
 	})
-	got, upTo, _, _ := r.read(0, nil, 100, 1<<20)
-	var seqs []int64
-	for _, f := range got {
-		seqs = append(seqs, f.Seq)
+	show := func() string {
+		got, upTo, _, _ := r.read(0, nil, 100, 1<<20)
+		var out []string
+		for _, f := range got {
+			s := fmt.Sprint(f.Seq)
+			if f.check {
+				s += "?"
+			}
+			out = append(out, s)
+		}
+		return fmt.Sprint(out, " up to ", upTo)
 	}
-	if fmt.Sprint(seqs) != "[2 5 6]" || upTo != 6 {
-		t.Fatalf("after the deletion: %v up to %d, want [2 5 6] up to 6", seqs, upTo)
+	if got := show(); got != "[1? 2 3? 4? 5 6] up to 6" {
+		t.Fatalf("after the #account event: %s", got)
 	}
-	// Reading past the purged entries only still moves the position.
-	if got, upTo, _, _ := r.read(2, nil, 100, 1<<20); len(got) != 2 || upTo != 6 {
-		t.Fatalf("after 2: %d frames up to %d", len(got), upTo)
+	_, before := r.Len()
+	r.resolve(1, false) // purged
+	r.resolve(3, true)  // still in the log
+	r.resolve(4, false)
+	r.resolve(99, false) // not in the ring: ignored
+	if got := show(); got != "[2 3 5 6] up to 6" {
+		t.Fatalf("after the checks: %s", got)
 	}
-	if _, b := r.Len(); b != len(identityFrame(2, 0))+len(deletedFrame(5))+len(identityFrame(6, 0)) {
-		t.Fatalf("purged bytes still counted: %d", b)
+	if _, b := r.Len(); b != before-2*len(identityFrame(1, 0)) {
+		t.Fatalf("purged bytes still counted: %d of %d", b, before)
+	}
+	// Reading past purged entries only still moves the position.
+	r.resolve(6, false)
+	if got, upTo, _, _ := r.read(5, nil, 100, 1<<20); len(got) != 0 || upTo != 6 {
+		t.Fatalf("after 5: %d frames up to %d", len(got), upTo)
 	}
 }
 
@@ -166,6 +182,7 @@ func TestRingAgainstModel(t *testing.T) {
 			uid    uint64
 			frame  []byte
 			purged bool
+			check  bool
 		}
 		var model []ev // what was published, oldest first
 		base := int64(-1)
@@ -203,10 +220,18 @@ func TestRingAgainstModel(t *testing.T) {
 				model = append(model, ev{seq: g.Seq, uid: g.UID, frame: g.Frame})
 				if FrameType(g.Frame) == TypeAccount {
 					for i := range model {
-						if model[i].uid == g.UID && model[i].seq < g.Seq {
-							model[i].purged = true
+						if model[i].uid == g.UID && model[i].seq < g.Seq && !model[i].purged {
+							model[i].check = true
 						}
 					}
+				}
+			}
+			// Streams answer some of the checks: purged or kept.
+			for i := range model {
+				if model[i].check && rng.Intn(3) == 0 {
+					inLog := rng.Intn(2) == 0
+					r.resolve(model[i].seq, inLog)
+					model[i].check, model[i].purged = false, !inLog
 				}
 			}
 			// Every read position against the model.
@@ -218,15 +243,14 @@ func TestRingAgainstModel(t *testing.T) {
 				if !covered {
 					continue
 				}
-				var want []int64
+				var want, seqs []string
 				for _, m := range model {
 					if m.seq > after && !m.purged {
-						want = append(want, m.seq)
+						want = append(want, fmt.Sprint(m.seq, m.check))
 					}
 				}
-				var seqs []int64
 				for _, f := range got {
-					seqs = append(seqs, f.Seq)
+					seqs = append(seqs, fmt.Sprint(f.Seq, f.check))
 				}
 				if fmt.Sprint(seqs) != fmt.Sprint(want) {
 					t.Fatalf("seed %d step %d: read after %d: %v, want %v", seed, step, after, seqs, want)

@@ -1,9 +1,5 @@
 package events
 
-import (
-	"github.com/reservoir-atproto/reservoir/dagcbor"
-)
-
 // Event types as the frame header names them.
 const (
 	TypeCommit   = "#commit"
@@ -27,38 +23,4 @@ func FrameType(frame []byte) string {
 		return ""
 	}
 	return string(frame[4 : 4+n])
-}
-
-// accountDeleted reports whether frame is an #account event with status
-// "deleted": the event whose commit purged every earlier event of the
-// account from the log. Anything it cannot read is not one.
-func accountDeleted(frame []byte) bool {
-	if FrameType(frame) != TypeAccount {
-		return false
-	}
-	d := dagcbor.NewDecoder(frame)
-	if err := d.Skip(); err != nil { // the header
-		return false
-	}
-	n, err := d.ReadMapHeader()
-	if err != nil {
-		return false
-	}
-	var prev []byte
-	for range n {
-		k, err := d.ReadMapKey(prev)
-		if err != nil {
-			return false
-		}
-		prev = k
-		if string(k) != "status" {
-			if err := d.Skip(); err != nil {
-				return false
-			}
-			continue
-		}
-		s, err := d.ReadText()
-		return err == nil && s == "deleted"
-	}
-	return false
 }

@@ -14,6 +14,8 @@ type Frame struct {
 	Seq  int64
 	Time time.Time // when the committer stored the event (zero for #info)
 	Data []byte
+
+	check bool // from the ring, marked for a check against the store
 }
 
 // Stream is one subscriber's position in the log and the few buffers it
@@ -62,8 +64,15 @@ func (s *Stream) Poll() (frames []Frame, wake <-chan struct{}, err error) {
 		if covered {
 			s.setBehind(false)
 			s.page = nil
+			read := len(frames)
+			if frames, err = s.checkMarked(frames); err != nil {
+				return nil, nil, err
+			}
 			s.advance(frames, upTo)
 			s.frames = frames
+			if len(frames) == 0 && read > 0 {
+				continue // all of them were purged: read on
+			}
 			return frames, wake, nil
 		}
 		s.setBehind(true)
@@ -109,6 +118,32 @@ func (s *Stream) Next(ctx context.Context) ([]Frame, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// checkMarked asks the store about the frames the ring marked (an
+// #account event of their account followed them, which may have purged
+// them), drops those the log no longer has, and tells the ring.
+func (s *Stream) checkMarked(frames []Frame) ([]Frame, error) {
+	out := frames[:0]
+	for _, f := range frames {
+		if f.check {
+			inLog := false
+			err := s.f.opts.Log.Events(f.Seq-1, func(ev store.CommittedEvent) error {
+				inLog = ev.Seq == f.Seq
+				return store.ErrStop
+			})
+			if err != nil {
+				return nil, fmt.Errorf("events: checking seq %d: %w", f.Seq, err)
+			}
+			s.f.opts.Ring.resolve(f.Seq, inLog)
+			if !inLog {
+				continue
+			}
+			f.check = false
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 func (s *Stream) advance(frames []Frame, upTo int64) {

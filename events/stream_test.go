@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/reservoir-atproto/reservoir/store"
 )
 
 func TestReplayFromZeroIsTheStoreLog(t *testing.T) {
@@ -222,6 +224,38 @@ func TestDeletionPurgesTheRing(t *testing.T) {
 	}
 	if _, b := decodeFrame(t, rest[0].frame, del); b["status"] != "deleted" || b["active"] != false {
 		t.Fatalf("deletion event %v", b)
+	}
+}
+
+// TestRingFollowsThePurgeWhateverTheStatus: the relay purges a mirrored
+// account's events when its host deletes it, but reports the account
+// taken down if it had taken it down itself. The ring checks with the
+// store after any #account event, so subscribers reading it get exactly
+// what the log keeps.
+func TestRingFollowsThePurgeWhateverTheStatus(t *testing.T) {
+	l := newTestLog(t, logConfig{})
+	a := l.account("did:plc:a") // 1
+	b := l.account("did:plc:b") // 2
+	behind, _ := l.fh.Open(AtSeq(0))
+	l.emit(a, "did:plc:a", 3)                                     // 3..5
+	l.emit(b, "did:plc:b", 1)                                     // 6
+	l.accountStatus(a, "did:plc:a", store.StatusTakendown, false) // 7: nothing purged
+	// A stream reading now checks 1, 3..5 and finds them in the log.
+	sameLog(t, "after a takedown", drain(t, l.mustOpen(AtSeq(0)), 7), l.stored(0))
+	l.accountStatus(a, "did:plc:a", store.StatusTakendown, true) // 8: purges 1, 3..5, 7
+	l.emit(b, "did:plc:b", 1)                                    // 9
+	want := l.stored(0)
+	if len(want) != 4 || want[0].seq != 2 || want[1].seq != 6 || want[2].seq != 8 {
+		t.Fatalf("setup: the log after the purge is %v", want)
+	}
+	sameLog(t, "stream behind the purge", drain(t, behind, 9), want)
+	sameLog(t, "stream opened after it", drain(t, l.mustOpen(AtSeq(0)), 9), want)
+	if n, _ := l.ring.Len(); n != 9 {
+		t.Fatalf("the ring holds %d entries", n)
+	}
+	got, _, _, _ := l.ring.read(0, nil, 100, 1<<20)
+	if len(got) != 4 {
+		t.Fatalf("the ring still serves %d frames, want the 4 the log keeps", len(got))
 	}
 }
 
