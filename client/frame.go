@@ -90,7 +90,8 @@ type Commit struct {
 
 	// Set by a Subscriber that verifies (Keys set): Verified when every
 	// check passed, VerifyErr (a *repo.VerifyError, or the key lookup's
-	// failure) otherwise.
+	// failure) otherwise. VerifyErr is also set, without verification,
+	// when Blocks is not a CAR (the records are then missing).
 	Verified  bool
 	VerifyErr error
 }
@@ -103,8 +104,10 @@ type Sync struct {
 	Blocks []byte // CAR holding the commit block
 	Time   string
 
-	// Set by a verifying Subscriber: the commit's CID and data, and whether
-	// the signature checked out.
+	// Set by a Subscriber: the commit's CID and data, read from Blocks, and,
+	// when it verifies, whether the signature checked out. VerifyErr is
+	// also set, without verification, when Blocks is not a CAR with the
+	// commit.
 	CommitCID cid.Cid
 	Data      cid.Cid
 	Verified  bool

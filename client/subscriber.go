@@ -353,6 +353,10 @@ func (s *Subscriber) deliver(ctx context.Context, ev Event, h Handler) error {
 		}
 		evTime = e.Time
 	}
+	if err := ctx.Err(); err != nil {
+		// Stopped while preparing: a key lookup cut short is no verdict.
+		return &errFatal{err}
+	}
 	if err := h(ctx, ev); err != nil {
 		return &errFatal{err}
 	}
@@ -459,10 +463,20 @@ func (s *Subscriber) verifyCommit(ctx context.Context, e *Commit) (*repo.Verifie
 	return nil, err
 }
 
-// prepareSync checks a #sync's signature (when Keys is set) and moves the
-// repository's state to it when its rev is newer.
+// prepareSync reads the commit's CID and data from the #sync's blocks,
+// checks its signature (when Keys is set) and moves the repository's state
+// to it when its rev is newer.
 func (s *Subscriber) prepareSync(ctx context.Context, e *Sync) {
 	if s.Keys == nil {
+		roots, blocks, err := car.ParseBytes(e.Blocks, &car.Options{MaxTotal: int64(len(e.Blocks))})
+		if err != nil || len(roots) == 0 {
+			e.VerifyErr = fmt.Errorf("client: #sync blocks: %w", cmpErr(err, errors.New("no root")))
+			return
+		}
+		e.CommitCID = roots[0]
+		if commit, err := repo.DecodeCommit(blocks[roots[0]]); err == nil {
+			e.Data = commit.Data
+		}
 		return
 	}
 	msg := &repo.SyncMessage{DID: string(e.DID), Rev: string(e.Rev), Blocks: e.Blocks}
@@ -517,4 +531,11 @@ func redactURL(s string) string {
 	}
 	u.User = nil
 	return u.String()
+}
+
+func cmpErr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
 }

@@ -40,10 +40,11 @@ nor repeats an event (--cursor, when given, wins over the file).
 --verify checks every #commit (signature, and the sync-1.1 proof that its
 ops lead from the previous state) and #sync (signature) with keys resolved
 through --plc-url; results appear as "verified" or "verifyError".
---collection keeps only commits with ops in these collections (and only
-those ops); --did keeps only events of these accounts; --types keeps only
-these event types (commit, sync, identity, account, info). Filtered events
-still advance the cursor. Status goes to standard error: a progress line on
+--collection keeps only the commits with ops in these collections, and only
+those ops (other event types still pass: add --types commit to drop them);
+--did keeps only events of these accounts; --types keeps only these event
+types (commit, sync, identity, account, info). Filtered events still
+advance the cursor. Status goes to standard error: a progress line on
 a terminal, a log line every few seconds otherwise.
 URL is the service root: https://, http://, wss:// or ws://.`,
 	example: `  reservoir subscribe --cursor-file bsky.cursor --collection app.bsky.feed.post wss://bsky.network
