@@ -64,6 +64,17 @@ type ManagerOptions struct {
 	// (which comes back by itself once one succeeds). Default 5m.
 	OfflineRetry time.Duration
 
+	// Backfiller, when set, fetches every repository a new host lists
+	// (listRepos) when it is first crawled, alongside its live events:
+	// the ingest's Backfill. Nil: new hosts are followed from their live
+	// events only.
+	Backfiller Backfiller
+	// BackfillWorkers is how many repositories of one host are fetched at
+	// once; BackfillReposPerSecond bounds how fast they are started.
+	// Defaults 4 and 10.
+	BackfillWorkers        int
+	BackfillReposPerSecond int
+
 	// EventsPerSecond is the default limit of events read per second from
 	// one host (HostLimits.EventsPerSecond overrides it). Reading past it is
 	// delayed, never dropped; the host shows as throttled meanwhile.
@@ -116,6 +127,12 @@ func (o ManagerOptions) withDefaults() (ManagerOptions, error) {
 	}
 	if o.EventsPerSecond <= 0 {
 		o.EventsPerSecond = 1000
+	}
+	if o.BackfillWorkers <= 0 {
+		o.BackfillWorkers = 4
+	}
+	if o.BackfillReposPerSecond <= 0 {
+		o.BackfillReposPerSecond = 10
 	}
 	if o.NewHostsPerDay <= 0 {
 		o.NewHostsPerDay = 100
@@ -185,8 +202,8 @@ type hostState struct {
 	// reactivated. Reconnecting to a host whose cursor is still unknown
 	// then asks for its whole window (cursor 0), not just what comes next.
 	connectedOnce bool
-	limiter   *rate.Limiter
-	sub       *subscription
+	limiter       *rate.Limiter
+	sub           *subscription
 }
 
 // NewManager returns a Manager; Start loads the hosts and subscribes.

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -32,7 +33,9 @@ type fakeUpstream struct {
 	cursors  []string
 	conns    int // open connections
 	closing  map[*websocket.Conn]bool
-	maxSend  int  // close each connection after sending this many frames (0: never)
+	repos     []listedRepo // what listRepos lists, 10 a page
+	listCalls []string     // the cursor of every listRepos call
+	maxSend   int          // close each connection after sending this many frames (0: never)
 	future   bool // answer every connection with FutureCursor
 	noHealth bool // answer /xrpc/_health with 404
 }
@@ -69,6 +72,7 @@ func (u *fakeUpstream) serve(ln net.Listener) {
 		w.Write([]byte(`{"version":"fake"}`))
 	})
 	mux.HandleFunc("/xrpc/com.atproto.sync.subscribeRepos", u.subscribe)
+	mux.HandleFunc("/xrpc/com.atproto.sync.listRepos", u.listRepos)
 	u.srv = &http.Server{Handler: mux}
 	go u.srv.Serve(ln)
 }
@@ -126,6 +130,47 @@ func (u *fakeUpstream) openConns() int {
 }
 
 var testUpgrader = websocket.Upgrader{}
+
+// listRepos pages through u.repos, 10 at a time; the cursor is an index.
+func (u *fakeUpstream) listRepos(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	cursor := r.URL.Query().Get("cursor")
+	u.listCalls = append(u.listCalls, cursor)
+	from, _ := strconv.Atoi(cursor)
+	to := min(from+10, len(u.repos))
+	out := map[string]any{"repos": u.repos[from:to]}
+	if to < len(u.repos) {
+		out["cursor"] = strconv.Itoa(to)
+	}
+	json.NewEncoder(w).Encode(out)
+}
+
+// fakeBackfiller records the repositories it is asked to fetch; block,
+// when set, makes it wait (until ctx ends) once it has fetched that many.
+type fakeBackfiller struct {
+	mu      sync.Mutex
+	dids    []string
+	blockAt int
+}
+
+func (f *fakeBackfiller) Backfill(ctx context.Context, hostname, did string) error {
+	f.mu.Lock()
+	if f.blockAt > 0 && len(f.dids) >= f.blockAt {
+		f.mu.Unlock()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	f.dids = append(f.dids, did)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeBackfiller) fetched() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.dids...)
+}
 
 func (u *fakeUpstream) subscribe(w http.ResponseWriter, r *http.Request) {
 	raw := r.URL.Query().Get("cursor")

@@ -17,6 +17,7 @@ type metrics struct {
 	disconnects *prometheus.CounterVec
 	throttled   prometheus.Counter
 	crawls      *prometheus.CounterVec
+	backfills   *prometheus.CounterVec
 	hosts       *hostsCollector
 }
 
@@ -43,12 +44,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		crawls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_crawl_requests_total", Help: "Crawl requests (public and admin), by result.",
 		}, []string{"result"}),
+		backfills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_backfill_repos_total", Help: "Repositories of newly crawled hosts fetched whole, by result (ok, failed, inactive: skipped).",
+		}, []string{"result"}),
 		hosts: &hostsCollector{desc: prometheus.NewDesc("relay_hosts", "Upstream hosts by status.", []string{"status"}, nil)},
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.frames, m.submitted, m.skipped, m.connects, m.disconnects, m.throttled, m.crawls, m.hosts} {
+	for _, c := range []prometheus.Collector{m.frames, m.submitted, m.skipped, m.connects, m.disconnects, m.throttled, m.crawls, m.backfills, m.hosts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("relay: registering metrics: %w", err)
 		}

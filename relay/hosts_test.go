@@ -405,3 +405,57 @@ func TestManagerQuietHost(t *testing.T) {
 		return h.Cursor == 2 && !h.LastEventAt.IsZero()
 	})
 }
+
+// TestManagerBackfill: a new host's repositories (listRepos, page by page)
+// are fetched whole, inactive ones skipped; the position is stored after
+// each page, so a backfill cut short resumes where it was, and a finished
+// one is not run again.
+func TestManagerBackfill(t *testing.T) {
+	db := openStore(t, t.TempDir())
+	up := newFakeUpstream(t)
+	inactive := false
+	var want []string
+	for i := range 35 {
+		r := listedRepo{DID: fmt.Sprintf("did:plc:repo%02d", i)}
+		if i%7 == 3 {
+			r.Active = &inactive
+		} else {
+			want = append(want, r.DID)
+		}
+		up.repos = append(up.repos, r)
+	}
+	name := up.hostname()
+	bf := &fakeBackfiller{blockAt: 15} // stops in the second page
+	m := newTestManager(t, db, &fakeSubmitter{}, func(o *ManagerOptions) { o.Backfiller = bf; o.BackfillReposPerSecond = 1000 })
+	if err := m.RequestCrawl(context.Background(), "http://"+name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first page stored", func() bool { return storedHost(t, db, name).BackfillCursor == "10" })
+	m.Stop()
+	m.Close()
+	first := bf.fetched()
+	for _, did := range want[:9] { // page one: 10 listed, 1 inactive
+		if !slices.Contains(first, did) {
+			t.Fatalf("first run fetched %v, without %s", first, did)
+		}
+	}
+
+	bf2 := &fakeBackfiller{}
+	newTestManager(t, db, &fakeSubmitter{}, func(o *ManagerOptions) { o.Backfiller = bf2; o.BackfillReposPerSecond = 1000 })
+	eventually(t, "backfill done", func() bool { return storedHost(t, db, name).BackfillDone })
+	got := bf2.fetched()
+	slices.Sort(got)
+	if !slices.Equal(got, want[9:]) {
+		t.Fatalf("resumed run fetched %v, want the repositories after the first page %v", got, want[9:])
+	}
+	if calls := up.listCalls; !slices.Equal(calls, []string{"", "10", "10", "20", "30"}) {
+		t.Fatalf("listRepos cursors %q: want the first run's two pages, then from the stored position", calls)
+	}
+	// Done: a later start does not list again.
+	n := len(up.listCalls)
+	newTestManager(t, db, &fakeSubmitter{}, func(o *ManagerOptions) { o.Backfiller = &fakeBackfiller{} })
+	time.Sleep(100 * time.Millisecond)
+	if len(up.listCalls) != n {
+		t.Fatalf("a backfilled host was listed again: %q", up.listCalls[n:])
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -14,10 +15,11 @@ import (
 	"github.com/reservoir-atproto/reservoir/store"
 )
 
-// subscription is the goroutine that follows one host's firehose.
+// subscription is the goroutine that follows one host's firehose, and the
+// one backfilling it when it is new.
 type subscription struct {
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the goroutine ends
+	done   chan struct{} // closed when its goroutines (follow, backfill) end
 	kick   chan struct{} // cuts a reconnect wait short (a crawl request)
 }
 
@@ -54,7 +56,12 @@ func (m *Manager) subscribeLocked(hs *hostState) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	s := &subscription{cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	hs.sub = s
-	go m.run(ctx, hs, s)
+	var wg sync.WaitGroup
+	wg.Go(func() { m.run(ctx, hs, s) })
+	if m.needsBackfill(hs) {
+		wg.Go(func() { m.backfill(ctx, hs) })
+	}
+	go func() { wg.Wait(); close(s.done) }()
 }
 
 // unsubscribe stops the host's subscription and waits for it (bounded).
@@ -91,8 +98,7 @@ func (hs *hostState) kick() {
 // OfflineRetry, and comes back to active by itself with the first
 // successful connection.
 func (m *Manager) run(ctx context.Context, hs *hostState, s *subscription) {
-	defer close(s.done)
-	defer s.cancel()
+	defer s.cancel() // ends the backfill too
 	log := m.log.With("host", hs.addr.Hostname)
 	for {
 		err := m.follow(ctx, hs)

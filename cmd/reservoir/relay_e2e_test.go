@@ -64,26 +64,16 @@ func TestRelayEndToEnd(t *testing.T) {
 
 	fh := subscribeFirehose(t, "ws://127.0.0.1:"+relayPort+"/xrpc/com.atproto.sync.subscribeRepos?cursor=0")
 
-	// The relay crawls the host on request, and is subscribed at once.
-	if code, body := call(t, "POST", relayURL+"/xrpc/com.atproto.sync.requestCrawl", "", `{"hostname":"http://`+hostName+`"}`); code != 200 {
-		t.Fatalf("requestCrawl: %d %s", code, body)
-	}
-	waitFor(t, deadline, "the relay subscribed to the host", func() bool {
-		_, metrics := call(t, "GET", hostURL+"/metrics", "", "")
-		return strings.Contains(metrics, "\nfirehose_subscribers 1\n")
-	})
-
-	// Accounts and writes on the host.
 	type account struct{ did, token string }
-	var accts []account
-	for _, handle := range []string{"alice.test", "bob.test"} {
+	createAccount := func(handle string) account {
+		t.Helper()
 		code, body := call(t, "POST", hostURL+"/xrpc/com.atproto.server.createAccount", "admin", `{"handle":"`+handle+`"}`)
 		if code != 200 {
 			t.Fatalf("createAccount: %d %s", code, body)
 		}
 		var out struct{ DID, AccessJwt string }
 		json.Unmarshal([]byte(body), &out)
-		accts = append(accts, account{out.DID, out.AccessJwt})
+		return account{out.DID, out.AccessJwt}
 	}
 	write := func(a account, method, rkey, text string) {
 		t.Helper()
@@ -95,6 +85,23 @@ func TestRelayEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %d %s", method, code, out)
 		}
 	}
+	// An account with records from before the crawl: the relay's backfill
+	// of the new host fetches it whole.
+	carol := createAccount("carol.test")
+	write(carol, "createRecord", "3lbmqhtxvhs2a", "carol 0")
+	write(carol, "createRecord", "3lbmqhtxvhs2b", "carol 1")
+
+	// The relay crawls the host on request, and is subscribed at once.
+	if code, body := call(t, "POST", relayURL+"/xrpc/com.atproto.sync.requestCrawl", "", `{"hostname":"http://`+hostName+`"}`); code != 200 {
+		t.Fatalf("requestCrawl: %d %s", code, body)
+	}
+	waitFor(t, deadline, "the relay subscribed to the host", func() bool {
+		_, metrics := call(t, "GET", hostURL+"/metrics", "", "")
+		return strings.Contains(metrics, "\nfirehose_subscribers 1\n")
+	})
+
+	// Accounts and writes on the host.
+	accts := []account{createAccount("alice.test"), createAccount("bob.test")}
 	for i := range 3 {
 		write(accts[0], "createRecord", fmt.Sprintf("3lbmqhtxvhs2%c", 'a'+i), fmt.Sprintf("alice %d", i))
 		write(accts[1], "createRecord", fmt.Sprintf("3lbmqhtxvhs2%c", 'a'+i), fmt.Sprintf("bob %d", i))
@@ -104,7 +111,7 @@ func TestRelayEndToEnd(t *testing.T) {
 
 	mirrored := func(what string) {
 		t.Helper()
-		for _, a := range accts {
+		for _, a := range append([]account{carol}, accts...) {
 			waitFor(t, deadline, what+": "+a.did+" at the host's head on the relay", func() bool {
 				_, h := call(t, "GET", hostURL+"/xrpc/com.atproto.sync.getLatestCommit?did="+a.did, "", "")
 				code, r := call(t, "GET", relayURL+"/xrpc/com.atproto.sync.getLatestCommit?did="+a.did, "", "")
@@ -154,7 +161,7 @@ func TestRelayEndToEnd(t *testing.T) {
 	// The same bytes from both: whole repositories and record proofs.
 	sameBytes := func() {
 		t.Helper()
-		for _, a := range accts {
+		for _, a := range append([]account{carol}, accts...) {
 			for _, path := range []string{
 				"/xrpc/com.atproto.sync.getRepo?did=" + a.did,
 				"/xrpc/com.atproto.sync.getRecord?did=" + a.did + "&collection=app.bsky.feed.post&rkey=3lbmqhtxvhs2a",
@@ -169,6 +176,12 @@ func TestRelayEndToEnd(t *testing.T) {
 		}
 	}
 	sameBytes()
+	// Carol came whole, announced with a #sync of her head.
+	if fh.syncs(t, carol.did) == 0 {
+		t.Fatal("no #sync of the backfilled account on the relay's firehose")
+	}
+	write(carol, "createRecord", "3lbmqhtxvhs2c", "carol 2, after the crawl")
+	mirrored("a commit on top of the backfilled repository")
 
 	// listHosts: the host, with the last seq of its firehose and its
 	// accounts.
@@ -189,7 +202,7 @@ func TestRelayEndToEnd(t *testing.T) {
 				(seq < 0 || (out.Hosts[0].Seq != nil && *out.Hosts[0].Seq == seq)) && (accounts < 0 || out.Hosts[0].AccountCount == accounts)
 		}
 	}
-	waitFor(t, deadline, fmt.Sprintf("listHosts: active, seq %d, 2 accounts", hostSeq), wantHost("active", hostSeq, 2))
+	waitFor(t, deadline, fmt.Sprintf("listHosts: active, seq %d, 3 accounts", hostSeq), wantHost("active", hostSeq, 3))
 
 	// The host dies: offline after a few failed attempts.
 	host.kill()
@@ -227,7 +240,7 @@ func TestRelayEndToEnd(t *testing.T) {
 	checkCommits()
 	sameBytes()
 	hostSeq = lastSeq(t, "ws://127.0.0.1:"+hostPort+"/xrpc/com.atproto.sync.subscribeRepos?cursor=0")
-	waitFor(t, deadline, fmt.Sprintf("listHosts: seq %d", hostSeq), wantHost("active", hostSeq, 2))
+	waitFor(t, deadline, fmt.Sprintf("listHosts: seq %d", hostSeq), wantHost("active", hostSeq, 3))
 }
 
 // buildReservoir builds the binary into a temporary directory.
@@ -359,9 +372,10 @@ func call(t *testing.T, method, url, auth, body string) (int, string) {
 
 // firehose is a consumer of a firehose that keeps every #commit by DID.
 type firehose struct {
-	mu   sync.Mutex
-	byID map[string][]*events.CommitEvent
-	err  error
+	mu    sync.Mutex
+	byID  map[string][]*events.CommitEvent
+	syncN map[string]int
+	err   error
 }
 
 func subscribeFirehose(t *testing.T, url string) *firehose {
@@ -371,7 +385,7 @@ func subscribeFirehose(t *testing.T, url string) *firehose {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	f := &firehose{byID: map[string][]*events.CommitEvent{}}
+	f := &firehose{byID: map[string][]*events.CommitEvent{}, syncN: map[string]int{}}
 	go func() {
 		var last int64
 		for {
@@ -391,8 +405,11 @@ func subscribeFirehose(t *testing.T, url string) *firehose {
 					last = s
 				}
 			}
-			if ce, ok := ev.(*events.CommitEvent); ok {
-				f.byID[ce.Repo] = append(f.byID[ce.Repo], ce)
+			switch e := ev.(type) {
+			case *events.CommitEvent:
+				f.byID[e.Repo] = append(f.byID[e.Repo], e)
+			case *events.SyncEvent:
+				f.syncN[e.DID]++
 			}
 			f.mu.Unlock()
 		}
@@ -408,6 +425,16 @@ func (f *firehose) commits(t *testing.T, did string) []*events.CommitEvent {
 		t.Fatalf("the relay's firehose: %v", f.err)
 	}
 	return append([]*events.CommitEvent(nil), f.byID[did]...)
+}
+
+func (f *firehose) syncs(t *testing.T, did string) int {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		t.Fatalf("the relay's firehose: %v", f.err)
+	}
+	return f.syncN[did]
 }
 
 // lastSeq reads a firehose from its start until it is quiet and returns

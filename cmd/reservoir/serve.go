@@ -325,7 +325,7 @@ func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL s
 	}
 	t := cfg.Relay
 	mgr, err = relay.NewManager(relay.ManagerOptions{
-		DB: db, Submitter: in, AllowInsecure: cfg.AllowInsecureHosts,
+		DB: db, Submitter: in, Backfiller: in, AllowInsecure: cfg.AllowInsecureHosts,
 		MinBackoff: t.MinBackoff, MaxBackoff: t.MaxBackoff, OfflineAfter: t.OfflineAfter, OfflineRetry: t.OfflineRetry,
 		RecountInterval: t.RecountInterval, FlushInterval: t.FlushInterval,
 		Logger: logger.With("component", "relay"), Registerer: reg,
