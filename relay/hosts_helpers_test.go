@@ -27,17 +27,17 @@ type fakeUpstream struct {
 	srv  *http.Server
 	addr string // 127.0.0.1:port
 
-	mu       sync.Mutex
-	frames   [][]byte
-	wake     chan struct{}
-	cursors  []string
-	conns    int // open connections
-	closing  map[*websocket.Conn]bool
+	mu        sync.Mutex
+	frames    [][]byte
+	wake      chan struct{}
+	cursors   []string
+	conns     int // open connections
+	closing   map[*websocket.Conn]bool
 	repos     []listedRepo // what listRepos lists, 10 a page
 	listCalls []string     // the cursor of every listRepos call
 	maxSend   int          // close each connection after sending this many frames (0: never)
-	future   bool // answer every connection with FutureCursor
-	noHealth bool // answer /xrpc/_health with 404
+	future    bool         // answer every connection with FutureCursor
+	noHealth  bool         // answer /xrpc/_health with 404
 }
 
 func newFakeUpstream(t *testing.T) *fakeUpstream {
