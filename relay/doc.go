@@ -91,7 +91,75 @@
 // {result}, relay_ingest_queue_events, relay_ingest_queue_bytes,
 // relay_ingest_event_seconds.
 //
+// # Hosts: one subscription each
+//
+// The Manager runs the upstream hosts, stored in the store's host tables
+// (store.Host): for every host that is not idle or banned, one goroutine
+// dials ws(s)://host/xrpc/com.atproto.sync.subscribeRepos, reads frames
+// (at most 5 MB each), and hands each frame with a seq to the ingest,
+// whose Submit blocks while its queues are full: backpressure reaches the
+// socket, nothing is dropped. A frame is read only as far as the
+// subscription needs (header, seq, error name); an error frame or a
+// frame that is not DAG-CBOR ends the connection. Frames with a seq at or
+// below the last one submitted are skipped, #info frames logged.
+//
+// The cursor. Events of different accounts finish out of order, so the
+// durable cursor of a host is the highest seq S such that every event
+// submitted with a seq up to S was reported done (OnDone → Manager.Done):
+// applied, or dropped after its verdict. It is stored every FlushInterval
+// (1s) and at Close, so a restart replays at most the events that were in
+// flight, which the ingest recognizes as stale. A reconnection in the same
+// process resumes after the last seq submitted. A host that has sent
+// nothing has no cursor (store.NoCursor, -1, shown without a seq): the
+// first connection is live; a reconnection to it asks for its whole window
+// (cursor 0), so nothing it wrote while we were away is lost.
+//
+// Status (sync-spec §7.2), with automatic recovery:
+//
+//   - active: subscribed; reconnects with exponential backoff and jitter
+//     (MinBackoff to MaxBackoff) after any failure;
+//   - offline: more than OfflineAfter (15) failed attempts in a row; still
+//     retried every OfflineRetry, and active again with the first
+//     connection that succeeds (a crawl request retries at once);
+//   - idle: the host answered FutureCursor (its seqs restarted below our
+//     cursor); not subscribed until the next crawl request, which resumes
+//     it live with its cursor forgotten;
+//   - throttled: shown while reading is delayed by the host's events per
+//     second limit (HostLimits, default EventsPerSecond); never stored;
+//   - banned: by the admin (also before the host is ever seen); the
+//     subscription stops, crawl requests are refused (ErrHostBanned);
+//     unbanned, it resumes after its stored cursor.
+//
+// Crawl requests (RequestCrawl: requestCrawl and notifyOfUpdate) take a
+// hostname or a service URL (ParseHostAddr: http and ws only with
+// AllowInsecure, a port only for localhost, handle syntax), check that it
+// resolves to public addresses only and that it answers /xrpc/_health (or
+// describeServer), and count new hosts against a daily quota; the admin's
+// AddHost skips the quota and the answer check. Every connection the
+// manager makes goes through a dialer that refuses non-public addresses
+// unless AllowInsecure, after resolution, so a name cannot be pointed at
+// an internal address later. A new host is backfilled alongside its live
+// events: listRepos page by page, each active repository fetched whole
+// through the Backfiller (Ingest.Backfill), the position stored after each
+// page so a backfill cut short resumes.
+//
+// Account counts per host (listHosts' accountCount) are recounted from the
+// account records every RecountInterval (store.CountAccountsByHost), not
+// kept by every change.
+//
+// Metrics: relay_upstream_frames_total, relay_upstream_submitted_total,
+// relay_upstream_skipped_total{reason}, relay_upstream_connects_total
+// {result}, relay_upstream_disconnects_total{reason},
+// relay_upstream_throttled_seconds_total, relay_crawl_requests_total
+// {result}, relay_backfill_repos_total{result}, relay_hosts{status}.
+//
 // # Concurrency
+//
+// Manager's methods are safe for concurrent use; it is the only writer of
+// host records (one lock orders their writes, so a record stored later is
+// never older), and holds no lock during network I/O. Stop ends the
+// subscriptions (their Submit calls return with the context); close the
+// ingest after it, then Close the manager, which stores the final cursors.
 //
 // Ingest's methods are safe for concurrent use. Only the ingest writes
 // mirrored accounts: an account's queue is its write lock (one event or one
