@@ -147,7 +147,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	for _, r := range strings.Split(relays, ",") {
 		if r = strings.TrimSpace(r); r != "" {
-			cfg.Relays = append(cfg.Relays, r)
+			base, err := relayBase(r)
+			if err != nil {
+				return nil, fmt.Errorf("serve: --relays: %w", err)
+			}
+			cfg.Relays = append(cfg.Relays, base)
 		}
 	}
 	if _, perr := checkServiceURL(cfg.PublicURL); perr != nil {
@@ -283,6 +287,11 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		ready(ln.Addr())
 	}
 	go collectBlobs(ctx, h, logger)
+	if len(cfg.Relays) > 0 {
+		c := &relayCrawler{relays: cfg.Relays, publicURL: publicURL, lastSeq: db.LastSeq, interval: crawlInterval,
+			client: &http.Client{Timeout: 30 * time.Second}, log: logger.With("component", "crawlers")}
+		go c.run(ctx)
+	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
