@@ -93,8 +93,9 @@
 // delivered; an event with a seq at or below it (a server replaying an
 // overlap) is skipped. So a handler sees each seq at most once and, while
 // the server still holds them, every one. LastSeq is the resume point to
-// save across processes. FutureCursor (the server is behind the cursor)
-// and handshakes refused with a 4xx other than 429 end Run; #info
+// save across processes. FutureCursor (the server is behind the cursor),
+// InvalidRequest (the reference PDS's answer to a bad cursor) and
+// handshakes refused with a 4xx other than 429 end Run; #info
 // OutdatedCursor is handed to the handler and the stream goes on.
 //
 // With Keys set, each #commit is verified with repo.VerifyCommitMessage,

@@ -258,3 +258,25 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyRepoCAR: any bytes either fail to open or verify, with an
+// error, never a panic.
+func FuzzVerifyRepoCAR(f *testing.F) {
+	r := newLocalRepo(f, "did:plc:ewvi7nxzyoun6zhxrhs64oiz")
+	r.commit(create("app.bsky.feed.post/3l00000000001", record(f, "a")), create("app.bsky.feed.like/3l00000000002", record(f, "b")))
+	good := r.carBytes(nil)
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add(r.carBytes(map[cid.Cid]bool{r.head.Data: true}))
+	f.Add(r.syncBlocks())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rc, err := OpenRepoCAR(bytes.NewReader(data), int64(len(data)), nil)
+		if err != nil {
+			return
+		}
+		rep, err := rc.Verify(context.Background(), VerifyRepoOptions{})
+		if err == nil && (rep.Blocks == 0 || !rep.CommitCID.Defined()) {
+			t.Fatalf("verified a repository without a commit: %+v", rep)
+		}
+	})
+}

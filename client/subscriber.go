@@ -77,8 +77,8 @@ type Subscriber struct {
 	// DefaultReconnectMax.
 	ReconnectMin, ReconnectMax time.Duration
 	// MaxFailures ends Run after this many connection attempts in a row
-	// that failed (0: never give up). An attempt that connected and
-	// received a frame resets the count.
+	// that failed (0: never give up). An attempt that delivered an event
+	// resets the count.
 	MaxFailures int
 	// Dialer makes the websocket connections. Default: a dialer with a 30s
 	// handshake timeout and the proxy from the environment.
@@ -149,8 +149,10 @@ func (e *errFatal) Error() string { return e.err.Error() }
 func (e *errFatal) Unwrap() error { return e.err }
 
 // Run follows the stream until ctx ends (it then returns ctx's error), the
-// handler returns an error, the server sends FutureCursor (an *ErrorFrame
-// matching ErrFutureCursor), a frame is malformed (ErrMalformedFrame), the
+// handler returns an error, the server sends FutureCursor or InvalidRequest
+// (an *ErrorFrame matching ErrFutureCursor or ErrInvalidRequest; the
+// reference PDS sends the latter for a bad cursor), a frame is malformed
+// (ErrMalformedFrame), the
 // handshake is refused with a status that retrying cannot fix (an
 // *APIError), or MaxFailures attempts in a row fail. Network failures,
 // ConsumerTooSlow and other error frames lead to a reconnection after a
@@ -228,8 +230,9 @@ func (s *Subscriber) streamURL(wsBase string) string {
 	return u
 }
 
-// session runs one connection. progressed reports whether it connected
-// and received at least one frame.
+// session runs one connection. progressed reports whether it delivered
+// at least one event with a seq: a server that only sends an error frame
+// does not reset the backoff.
 func (s *Subscriber) session(ctx context.Context, wsBase string, h Handler, log *slog.Logger) (progressed bool, err error) {
 	target := s.streamURL(wsBase)
 	dialer := s.Dialer
@@ -270,7 +273,6 @@ func (s *Subscriber) session(ctx context.Context, wsBase string, h Handler, log 
 		if err != nil {
 			return progressed, fmt.Errorf("client: subscribeRepos: %w", err)
 		}
-		progressed = true
 		s.count(func(st *SubscriberStats) { st.Frames++; st.Bytes += int64(len(data)) })
 		if typ != websocket.BinaryMessage {
 			s.count(func(st *SubscriberStats) { st.Unknown++ })
@@ -283,6 +285,7 @@ func (s *Subscriber) session(ctx context.Context, wsBase string, h Handler, log 
 		if err := s.deliver(ctx, ev, h); err != nil {
 			return progressed, err
 		}
+		progressed = progressed || Seq(ev) > 0
 	}
 }
 
@@ -318,8 +321,8 @@ func (s *Subscriber) deliver(ctx context.Context, ev Event, h Handler) error {
 		if err := h(ctx, e); err != nil {
 			return &errFatal{err}
 		}
-		if errors.Is(e, ErrFutureCursor) {
-			return &errFatal{e}
+		if errors.Is(e, ErrFutureCursor) || errors.Is(e, ErrInvalidRequest) {
+			return &errFatal{e} // asking again with the same cursor cannot help
 		}
 		return e
 	case *Info:

@@ -187,6 +187,28 @@ func TestSubscriberStops(t *testing.T) {
 			t.Errorf("connections %q", got)
 		}
 	})
+	t.Run("InvalidRequest frame", func(t *testing.T) {
+		fh := newFakeFirehose(t, func(n int, _ string, conn *websocket.Conn) {
+			send(conn, events.ErrorFrame("InvalidRequest", "cursor: bad"))
+			waitClosed(conn)
+		})
+		err := fastSubscriber(fh.url).Run(context.Background(), func(context.Context, Event) error { return nil })
+		if !errors.Is(err, ErrInvalidRequest) || len(fh.seenCursors()) != 1 {
+			t.Fatalf("Run: %v after %d connections", err, len(fh.seenCursors()))
+		}
+	})
+	t.Run("only error frames: backoff grows, then gives up", func(t *testing.T) {
+		fh := newFakeFirehose(t, func(n int, _ string, conn *websocket.Conn) {
+			send(conn, events.ErrorFrame("ConsumerTooSlow", ""))
+			waitClosed(conn)
+		})
+		s := fastSubscriber(fh.url)
+		s.MaxFailures = 3
+		err := s.Run(context.Background(), func(context.Context, Event) error { return nil })
+		if !errors.Is(err, ErrConsumerTooSlow) || len(fh.seenCursors()) != 3 || s.Stats().ErrorFrames != 3 {
+			t.Fatalf("Run: %v after %d connections", err, len(fh.seenCursors()))
+		}
+	})
 	t.Run("malformed frame", func(t *testing.T) {
 		fh := newFakeFirehose(t, func(n int, _ string, conn *websocket.Conn) {
 			send(conn, []byte{0xa1, 0x62, 'o', 'p', 0x01}) // a header, no body
