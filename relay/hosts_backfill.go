@@ -26,6 +26,11 @@ type Backfiller interface {
 // hundred bytes).
 const maxListReposBytes = 4 << 20
 
+// maxListFailures is how many failed listRepos calls in a row end a
+// backfill run (it resumes from its stored position when the host is
+// subscribed again: the next start, unban or crawl request of an idle host).
+const maxListFailures = 10
+
 // backfillPage is how many repositories one listRepos call asks for.
 const backfillPage = 1000
 
@@ -53,6 +58,10 @@ func (m *Manager) backfill(ctx context.Context, hs *hostState) {
 		repos, next, err := listRepos(ctx, m.opts.HTTPClient, hs.addr, cursor)
 		if err != nil {
 			failures++
+			if failures > maxListFailures {
+				log.Warn("relay: backfill: giving up until the host is subscribed again", "err", err)
+				return
+			}
 			wait := m.backoff(failures)
 			log.Warn("relay: backfill: listing repositories", "err", err, "retry_in", wait)
 			select {
