@@ -101,6 +101,7 @@ func newFlagSet(cio *cliIO, h commandHelp) *flag.FlagSet {
 		fmt.Fprintf(cio.stderr, "usage: reservoir %s\n\n%s\n\nflags:\n", h.usage, strings.TrimSpace(h.about))
 		fs.PrintDefaults()
 		fmt.Fprintf(cio.stderr, "\nexample:\n%s\n", strings.TrimRight(h.example, "\n"))
+		fmt.Fprintf(cio.stderr, "\nexit status: 0 done, 1 failed (the reason is printed), 2 wrong usage\n")
 	}
 	return fs
 }
