@@ -35,8 +35,10 @@ import (
 // restarted on the same port (picked up again by itself), banned (no more
 // events, crawl requests refused), unbanned (the events of the ban arrive).
 func TestRelayEndToEnd(t *testing.T) {
-	deadline := time.Now().Add(55 * time.Second)
+	start := time.Now()
 	bin := buildReservoir(t)
+	t.Logf("built the binary in %v", time.Since(start).Round(time.Millisecond))
+	deadline := time.Now().Add(55 * time.Second) // for everything after the build
 	work := t.TempDir()
 
 	plcPort := freePort(t)
@@ -336,11 +338,15 @@ func waitHTTP(t *testing.T, url string) {
 
 func waitFor(t *testing.T, deadline time.Time, what string, cond func() bool) {
 	t.Helper()
+	start := time.Now()
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Logf("%v waiting for %s", d.Round(time.Millisecond), what)
 	}
 }
 
