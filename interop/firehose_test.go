@@ -173,7 +173,7 @@ func (c *consumer) missingOps(want map[string]recordOp) []string {
 // has seen nothing new for quietLimit (it is stuck or dropped them), or
 // 90 s have passed.
 func (c *consumer) waitFor(want map[string]recordOp) {
-	const quietLimit = 10 * time.Second
+	const quietLimit = 20 * time.Second
 	deadline := time.Now().Add(90 * time.Second)
 	lastCount, lastChange := -1, time.Now()
 	for time.Now().Before(deadline) && time.Since(lastChange) < quietLimit {

@@ -134,7 +134,7 @@ func TestGoat(t *testing.T) {
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	lastLen, lastChange := -1, time.Now()
-	for time.Now().Before(deadline) && time.Since(lastChange) < 10*time.Second && len(missing()) > 0 && g.proc.running() {
+	for time.Now().Before(deadline) && time.Since(lastChange) < 20*time.Second && len(missing()) > 0 && g.proc.running() {
 		if n := len(g.stdout.String()); n != lastLen {
 			lastLen, lastChange = n, time.Now()
 		}

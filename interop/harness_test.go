@@ -237,8 +237,11 @@ func startChild(t *testing.T, name string, cmd *exec.Cmd) *child {
 	}()
 	t.Cleanup(func() {
 		c.stop()
-		if out := c.output.String(); strings.Contains(out, "WARNING: DATA RACE") {
+		out := c.output.String()
+		if strings.Contains(out, "WARNING: DATA RACE") {
 			t.Errorf("%s reported a data race:\n%s", name, tail(out, 20000))
+		} else if t.Failed() && out != "" {
+			t.Logf("the output of %s (the end):\n%s", name, tail(out, 4000))
 		}
 	})
 	return c
