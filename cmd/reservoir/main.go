@@ -31,12 +31,6 @@ func commands() []command {
 	}
 }
 
-func notYet(name string) func([]string) error {
-	return func([]string) error {
-		return fmt.Errorf("%s: not implemented yet", name)
-	}
-}
-
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: reservoir SUBCOMMAND [flags]")
 	fmt.Fprintln(w)
