@@ -51,6 +51,13 @@ type IngestOptions struct {
 	// queue). Defaults 10,000 and 64 MiB.
 	QueueLen   int
 	QueueBytes int64
+	// MaxHeldEvents and MaxHeldBytes bound, apart from the queues above,
+	// the events waiting for their account's resync, so that accounts
+	// being resynced never stall the others. An event beyond them is
+	// dropped (the account's chain check then asks for another resync).
+	// Defaults QueueLen and QueueBytes.
+	MaxHeldEvents int
+	MaxHeldBytes  int64
 	// ResyncWorkers is how many repositories are fetched and replaced at
 	// once; MaxPendingResyncs bounds the resyncs waiting for one (a
 	// request beyond it is dropped: the account stays desynchronized and
@@ -99,6 +106,12 @@ func (o IngestOptions) withDefaults() (IngestOptions, error) {
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = 64 << 20
+	}
+	if o.MaxHeldEvents <= 0 {
+		o.MaxHeldEvents = o.QueueLen
+	}
+	if o.MaxHeldBytes <= 0 {
+		o.MaxHeldBytes = o.QueueBytes
 	}
 	if o.ResyncWorkers <= 0 {
 		o.ResyncWorkers = 4
@@ -153,8 +166,10 @@ type Ingest struct {
 	queues      map[string]*didQueue // accounts with events queued, running or held by a resync
 	ready       []*didQueue          // runnable queues, FIFO from readyHead
 	readyHead   int
-	queued      int   // events submitted and not finished
+	queued      int   // events submitted and not finished, but held ones
 	queuedBytes int64 // their frames' bytes
+	held        int   // events waiting for their account's resync
+	heldBytes   int64
 	space       chan struct{}
 	work        *sync.Cond // a queue became runnable, or closing
 	idle        *sync.Cond // a queue's running event finished
@@ -256,12 +271,30 @@ func (in *Ingest) Submit(ctx context.Context, hostname string, seq int64, frame 
 }
 
 // enqueue waits for room and appends the event to its account's queue.
+// An account waiting for a resync takes the event without waiting, within
+// the held bounds, beyond which the event is dropped.
 func (in *Ingest) enqueue(ctx context.Context, qe *queuedEvent) error {
+	did := qe.ev.EventDID()
 	in.mu.Lock()
+	var q *didQueue
 	for {
 		if in.closing {
 			in.mu.Unlock()
 			return ErrIngestClosed
+		}
+		q = in.queues[did]
+		if q != nil && q.resync != resyncNone {
+			if in.held >= in.opts.MaxHeldEvents || in.heldBytes+qe.size > in.opts.MaxHeldBytes {
+				in.mu.Unlock()
+				in.m.event(typeLabel(qe.ev), outcomeDroppedHeld)
+				in.opts.OnDone(qe.hostname, qe.seq)
+				return nil
+			}
+			in.held++
+			in.heldBytes += qe.size
+			q.items = append(q.items, qe)
+			in.mu.Unlock()
+			return nil
 		}
 		full := in.queued >= in.opts.QueueLen || in.queuedBytes+qe.size > in.opts.QueueBytes
 		if !full || in.queued == 0 {
@@ -279,8 +312,6 @@ func (in *Ingest) enqueue(ctx context.Context, qe *queuedEvent) error {
 	in.queued++
 	in.queuedBytes += qe.size
 	in.m.queue(in.queued, in.queuedBytes)
-	did := qe.ev.EventDID()
-	q := in.queues[did]
 	if q == nil {
 		q = &didQueue{did: did}
 		in.queues[did] = q
@@ -289,6 +320,48 @@ func (in *Ingest) enqueue(ctx context.Context, qe *queuedEvent) error {
 	in.scheduleLocked(q)
 	in.mu.Unlock()
 	return nil
+}
+
+// holdLocked marks q as waiting for a resync: its queued events move to
+// the held counts, which frees room in the queues.
+func (in *Ingest) holdLocked(q *didQueue, hostname string) {
+	q.resync, q.host = resyncPending, hostname
+	n, size := len(q.items), q.size()
+	in.queued -= n
+	in.queuedBytes -= size
+	in.held += n
+	in.heldBytes += size
+	in.m.queue(in.queued, in.queuedBytes)
+	if n > 0 {
+		in.signalSpaceLocked()
+	}
+}
+
+// releaseLocked ends q's resync: its events count as queued again (above
+// the bounds for a while, if they must) and run.
+func (in *Ingest) releaseLocked(q *didQueue) {
+	q.resync = resyncNone
+	n, size := len(q.items), q.size()
+	in.held -= n
+	in.heldBytes -= size
+	in.queued += n
+	in.queuedBytes += size
+	in.m.queue(in.queued, in.queuedBytes)
+	in.scheduleLocked(q)
+}
+
+func (q *didQueue) size() int64 {
+	var n int64
+	for _, qe := range q.items {
+		n += qe.size
+	}
+	return n
+}
+
+// signalSpaceLocked wakes the Submits waiting for room.
+func (in *Ingest) signalSpaceLocked() {
+	close(in.space)
+	in.space = make(chan struct{})
 }
 
 // scheduleLocked makes q runnable if it has events and nothing holds it, and
@@ -311,7 +384,7 @@ func (in *Ingest) worker() {
 	defer in.workers.Done()
 	in.mu.Lock()
 	for {
-		for in.readyHead == len(in.ready) && !(in.closing && in.queued == 0) {
+		for in.readyHead == len(in.ready) && !in.drainedLocked() {
 			in.work.Wait()
 		}
 		if in.readyHead == len(in.ready) {
@@ -343,17 +416,20 @@ func (in *Ingest) worker() {
 		in.queued--
 		in.queuedBytes -= qe.size
 		in.m.queue(in.queued, in.queuedBytes)
-		close(in.space)
-		in.space = make(chan struct{})
+		in.signalSpaceLocked()
 		if q.resync == resyncPending {
 			in.idle.Broadcast()
 		}
 		in.scheduleLocked(q)
-		if in.closing && in.queued == 0 {
+		if in.drainedLocked() {
 			in.work.Broadcast()
 		}
 	}
 }
+
+// drainedLocked reports whether Close may let the workers go: closing, and
+// no event left, queued or held.
+func (in *Ingest) drainedLocked() bool { return in.closing && in.queued == 0 && in.held == 0 }
 
 // process handles one event and reports it done.
 func (in *Ingest) process(qe *queuedEvent) {
@@ -375,8 +451,8 @@ func (in *Ingest) Close() {
 		return
 	}
 	in.closing = true
-	close(in.space) // wake blocked Submits: they see closing
-	in.space = make(chan struct{})
+	in.signalSpaceLocked() // blocked Submits see closing
+
 	in.work.Broadcast()
 	in.idle.Broadcast()
 	in.mu.Unlock()
@@ -387,8 +463,10 @@ func (in *Ingest) Close() {
 
 // QueueStats is what the ingest holds now.
 type QueueStats struct {
-	Events         int   // submitted and not finished
+	Events         int   // submitted and not finished, but held ones
 	Bytes          int64 // their frames' bytes
+	Held           int   // events waiting for their account's resync
+	HeldBytes      int64 // their frames' bytes
 	Accounts       int   // accounts with events queued or a resync
 	PendingResyncs int   // resyncs waiting for a worker
 }
@@ -397,7 +475,10 @@ type QueueStats struct {
 func (in *Ingest) Stats() QueueStats {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return QueueStats{Events: in.queued, Bytes: in.queuedBytes, Accounts: len(in.queues), PendingResyncs: len(in.resyncCh)}
+	return QueueStats{
+		Events: in.queued, Bytes: in.queuedBytes, Held: in.held, HeldBytes: in.heldBytes,
+		Accounts: len(in.queues), PendingResyncs: len(in.resyncCh),
+	}
 }
 
 func typeLabel(ev events.Event) string {

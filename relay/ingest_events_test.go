@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/reservoir-atproto/reservoir/events"
 	"github.com/reservoir-atproto/reservoir/identity"
+	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -64,6 +66,7 @@ func TestIngestSync(t *testing.T) {
 	m.submit(up.hostname, up.syncFrame(did, 101))
 	m.settle()
 	eventuallyTrue(t, "the resync", func() bool { return head(t, m.db, did) == head(t, up.db, did) })
+	m.idle() // the resync is over: LastSeq counts its #sync
 	sameRepo(t, up.db, m.db, did)
 	log := decodeLog(t, m.db, ourMark)
 	if len(log) != 1 || log[0].ev.Type() != events.TypeSync {
@@ -76,7 +79,7 @@ func TestIngestSync(t *testing.T) {
 	ourMark = m.db.LastSeq()
 	m.submit(up.hostname, frames(t, up.db, 0)...)
 	m.settle()
-	if log := frames(t, m.db, ourMark); len(log) != 2 { // only the #identity and #account again
+	if log := decodeLog(t, m.db, ourMark); len(log) != 2 { // only the #identity and #account again
 		t.Fatalf("late commits forwarded: %d frames", len(log))
 	}
 
@@ -402,4 +405,52 @@ func TestIngestIgnoresHostedAccounts(t *testing.T) {
 	if got, _ := m.db.Account(did); got.Head.Defined() || !got.Hosted {
 		t.Fatalf("hosted account changed: %+v", got)
 	}
+}
+
+// Events of an account waiting for its resync are held apart from the
+// queues: other accounts keep flowing however many there are; beyond
+// MaxHeldEvents they are dropped (and the chain check later heals it).
+func TestIngestHeldEvents(t *testing.T) {
+	ident := newFakeIdentity()
+	up := newUpstream(t)
+	a := up.createAccount(ident, "held.test")
+	b := up.createAccount(ident, "flowing.test")
+	up.write(a, create("app.bsky.feed.post/a", "a"))
+	up.write(b, create("app.bsky.feed.post/a", "a"))
+	m := newMirror(t, ident, func(o *relay.IngestOptions) { o.QueueLen = 2; o.MaxHeldEvents = 3 })
+	m.submit(up.hostname, frames(t, up.db, 0)...)
+	m.settle()
+
+	release := up.holdGetRepo()
+	mark := up.db.LastSeq()
+	up.write(a, create("app.bsky.feed.post/b", "b"))
+	real := frames(t, up.db, mark)[0]
+	ev := decodeCommitFrame(t, real)
+	ev.PrevData = ev.Commit // wrong: a resync, which waits in getRepo
+	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
+	m.settle()
+	eventuallyTrue(t, "the resync to start", func() bool { return m.ingest.Stats().PendingResyncs == 0 })
+
+	mark = up.db.LastSeq()
+	for i := range 5 {
+		up.write(a, create(fmt.Sprintf("app.bsky.feed.post/held%d", i), "x"))
+		up.write(b, create(fmt.Sprintf("app.bsky.feed.post/b%d", i), "x"))
+	}
+	m.submit(up.hostname, frames(t, up.db, mark)...) // would block on QueueLen 2 if a's events took room
+	eventuallyTrue(t, "b's commits", func() bool { return head(t, m.db, b) == head(t, up.db, b) })
+	if s := m.ingest.Stats(); s.Held != 3 {
+		t.Fatalf("held %d events, want 3", s.Held)
+	}
+	if n := m.counter("relay_ingest_events_total", map[string]string{"outcome": "dropped_held"}); n != 2 {
+		t.Fatalf("dropped %v held events, want 2", n)
+	}
+	release()
+	m.settle()
+	eventuallyTrue(t, "a's resync and recovery", func() bool {
+		acct, _ := m.db.Account(a)
+		return acct.Status == store.StatusActive && acct.Head == head(t, up.db, a)
+	})
+	sameRepo(t, up.db, m.db, a)
+	sameRepo(t, up.db, m.db, b)
+	m.idle()
 }

@@ -43,6 +43,23 @@ type upstream struct {
 	url      string // http://127.0.0.1:port
 	hostname string // 127.0.0.1:port
 	keys     map[string]atcrypto.PrivateKeyExportable
+
+	gateMu  sync.Mutex
+	getRepo chan struct{} // when set, getRepo waits for it to close
+}
+
+// holdGetRepo makes getRepo wait until the returned function is called.
+func (u *upstream) holdGetRepo() (release func()) {
+	u.gateMu.Lock()
+	defer u.gateMu.Unlock()
+	g := make(chan struct{})
+	u.getRepo = g
+	return func() {
+		u.gateMu.Lock()
+		u.getRepo = nil
+		u.gateMu.Unlock()
+		close(g)
+	}
 }
 
 func newUpstream(t *testing.T) *upstream {
@@ -59,7 +76,15 @@ func newUpstream(t *testing.T) *upstream {
 	api.New(api.Options{DB: db, Repos: repos, Host: u.host, Auth: &xrpc.Auth{AdminPassword: "x", Tokens: u.host}, PublicURL: u.url}).Register(srv)
 	mux := http.NewServeMux()
 	mux.Handle(xrpc.PathPrefix, srv)
-	ts.Config.Handler = mux
+	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.gateMu.Lock()
+		g := u.getRepo
+		u.gateMu.Unlock()
+		if g != nil && r.URL.Path == "/xrpc/com.atproto.sync.getRepo" {
+			<-g
+		}
+		mux.ServeHTTP(w, r)
+	})
 	ts.Start()
 	t.Cleanup(func() {
 		ts.Close()
@@ -379,6 +404,13 @@ func (m *mirror) settle() {
 			m.t.Fatalf("%d of %d events done", m.doneCount, m.submitted)
 		}
 	}
+}
+
+// idle waits until the ingest holds nothing: no event, no resync (the
+// bookkeeping of an event follows its OnDone by a moment).
+func (m *mirror) idle() {
+	m.t.Helper()
+	eventuallyTrue(m.t, "an idle ingest", func() bool { return m.ingest.Stats() == (relay.QueueStats{}) })
 }
 
 // checkDoneOnce fails unless every submitted event got exactly one OnDone.

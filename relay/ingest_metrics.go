@@ -18,6 +18,7 @@ const (
 	outcomeStale          = "stale"           // a commit or sync at or before the stored rev (a replay)
 	outcomeInactive       = "inactive"        // the account is not active here
 	outcomeDesynchronized = "desynchronized"  // the account awaits a resync
+	outcomeDroppedHeld    = "dropped_held"    // its account awaits a resync and too many events already wait
 	outcomeWrongHost      = "wrong_host"      // the DID document names another PDS
 	outcomeIdentity       = "identity_error"  // the DID does not resolve to a usable identity
 	outcomeHostedHere     = "hosted_here"     // an upstream event about an account this service hosts

@@ -167,9 +167,7 @@ func TestIngestOrderPerAccount(t *testing.T) {
 	if ours, theirs := verifyOurCommits(t, decodeLog(t, m.db, 0), keys), verifyOurCommits(t, decodeLog(t, up.db, 0), keys); !reflect.DeepEqual(ours, theirs) {
 		t.Fatal("our commits per account differ from the upstream's")
 	}
-	if s := m.ingest.Stats(); s != (relay.QueueStats{}) {
-		t.Fatalf("queues not empty after settling: %+v", s)
-	}
+	m.idle()
 }
 
 // Submit blocks when the queues are full, returns the context's error when

@@ -66,7 +66,7 @@ func (in *Ingest) requestResync(did, hostname string, force bool) bool {
 	}
 	select {
 	case in.resyncCh <- q:
-		q.resync, q.host = resyncPending, hostname
+		in.holdLocked(q, hostname)
 		return true
 	default:
 		in.m.resync(resyncDropped)
@@ -115,14 +115,16 @@ func (in *Ingest) runResync(ctx context.Context, q *didQueue) error {
 	}
 
 	in.mu.Lock()
-	q.resync = resyncNone
 	switch {
 	case err == nil:
 		delete(in.backoff, q.did)
 	case ctx.Err() == nil:
 		in.backOffLocked(q.did)
 	}
-	in.scheduleLocked(q)
+	in.releaseLocked(q)
+	if in.drainedLocked() {
+		in.work.Broadcast()
+	}
 	in.mu.Unlock()
 	return err
 }
@@ -173,7 +175,7 @@ func (in *Ingest) Backfill(ctx context.Context, hostname, did string) error {
 		in.mu.Unlock()
 		return nil
 	}
-	q.resync, q.host = resyncPending, hostname
+	in.holdLocked(q, hostname)
 	in.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
