@@ -63,8 +63,11 @@
 //     together with our own #sync (only the commit block) and, when it ends
 //     an announced desynchronization, an #account. While a resync is
 //     pending or running, the account's events wait in its queue (no worker
-//     is held: resyncs have their own ResyncWorkers); afterwards those the
-//     fetched state already covers are dropped as stale. Resyncs are
+//     is held: resyncs have their own ResyncWorkers), counted apart from the
+//     queues' bounds (MaxHeldEvents, MaxHeldBytes, beyond which they are
+//     dropped) so that accounts being resynced never stall the others;
+//     afterwards those the fetched state already covers are dropped as
+//     stale. Resyncs are
 //     bounded (MaxPendingResyncs) and de-duplicated per account. Backfill
 //     runs one in the caller's goroutine, for a host manager backfilling a
 //     new host.
@@ -125,7 +128,10 @@
 //     cursor); not subscribed until the next crawl request, which resumes
 //     it live with its cursor forgotten;
 //   - throttled: shown while reading is delayed by the host's events per
-//     second limit (HostLimits, default EventsPerSecond); never stored;
+//     second limit (HostLimits, default EventsPerSecond), or while it is
+//     at its account limit (HostLimits.MaxAccounts, none by default), when
+//     the events of accounts the store does not hold are skipped (counted
+//     handled for the cursor); never stored;
 //   - banned: by the admin (also before the host is ever seen); the
 //     subscription stops, crawl requests are refused (ErrHostBanned);
 //     unbanned, it resumes after its stored cursor.

@@ -196,8 +196,11 @@ type hostState struct {
 	rec       store.Host
 	dirty     bool // rec differs from the store in fields flushed periodically
 	throttled bool
-	cursor    cursorTracker
-	submitted int64 // the last seq submitted, store.NoCursor before one
+	// accountLimited: events of new accounts were skipped since the last
+	// recount, the host being at its account limit.
+	accountLimited bool
+	cursor         cursorTracker
+	submitted      int64 // the last seq submitted, store.NoCursor before one
 	// connectedOnce: a connection succeeded since the host was loaded or
 	// reactivated. Reconnecting to a host whose cursor is still unknown
 	// then asks for its whole window (cursor 0), not just what comes next.
@@ -448,6 +451,9 @@ func (m *Manager) Recount() error {
 			hs.rec.AccountCount = n
 			hs.dirty = true
 		}
+		if max := hs.rec.Limits.MaxAccounts; max == 0 || hs.rec.AccountCount < max {
+			hs.accountLimited = false
+		}
 		hs.mu.Unlock()
 	}
 	return nil
@@ -461,12 +467,13 @@ type HostInfo struct {
 }
 
 // info is the host as shown: its status is throttled while its reading is
-// being delayed, otherwise the stored status.
+// being delayed or its new accounts are refused, otherwise the stored
+// status.
 func (hs *hostState) info() HostInfo {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	h := HostInfo{Host: hs.rec, InFlight: hs.cursor.inFlight()}
-	if hs.throttled && h.Status == store.HostActive {
+	if (hs.throttled || hs.accountLimited) && h.Status == store.HostActive {
 		h.Status = store.HostThrottled
 	}
 	return h

@@ -217,8 +217,10 @@ func (m *Manager) Unban(ctx context.Context, hostname string) (HostInfo, error) 
 	return hs.info(), nil
 }
 
-// SetLimits changes a host's limits (zero fields: the relay's defaults).
-// The events-per-second limit applies at once to its subscription.
+// SetLimits changes a host's limits (zero: the default events per second,
+// no account limit). They apply at once to its subscription: at
+// MaxAccounts mirrored accounts (as last recounted), events of accounts
+// the store does not hold are skipped.
 func (m *Manager) SetLimits(ctx context.Context, hostname string, l store.HostLimits) (HostInfo, error) {
 	if l.EventsPerSecond < 0 || l.MaxAccounts < 0 {
 		return HostInfo{}, fmt.Errorf("relay: limits of %s: negative values", hostname)
@@ -229,6 +231,9 @@ func (m *Manager) SetLimits(ctx context.Context, hostname string, l store.HostLi
 	}
 	hs.mu.Lock()
 	hs.rec.Limits = l
+	if l.MaxAccounts == 0 || hs.rec.AccountCount < l.MaxAccounts {
+		hs.accountLimited = false
+	}
 	eps := m.eventsPerSecond(l)
 	hs.limiter.SetLimit(limitOf(eps))
 	hs.limiter.SetBurst(int(eps))

@@ -312,9 +312,22 @@ func (m *Manager) handleFrame(ctx context.Context, hs *hostState, frame []byte) 
 	hs.mu.Lock()
 	stale := hs.submitted != store.NoCursor && h.Seq <= hs.submitted
 	limiter := hs.limiter
+	full := hs.rec.Limits.MaxAccounts > 0 && hs.rec.AccountCount >= hs.rec.Limits.MaxAccounts
 	hs.mu.Unlock()
 	if stale {
 		m.metrics.skipped.WithLabelValues("seq_not_increasing").Inc()
+		return nil
+	}
+	if full && h.DID != "" && m.newAccount(hs, h.DID) {
+		m.metrics.skipped.WithLabelValues("account_limit").Inc()
+		hs.mu.Lock() // handled: the cursor may pass it
+		hs.cursor.add(h.Seq)
+		hs.submitted = h.Seq
+		if hs.cursor.finish(h.Seq) {
+			hs.rec.Cursor = hs.cursor.durable
+			hs.dirty = true
+		}
+		hs.mu.Unlock()
 		return nil
 	}
 	if err := m.throttle(ctx, hs, limiter); err != nil {
@@ -336,6 +349,23 @@ func (m *Manager) handleFrame(ctx context.Context, hs *hostState, frame []byte) 
 	}
 	m.metrics.submitted.Inc()
 	return nil
+}
+
+// newAccount reports whether did is an account the store does not hold,
+// for a host at its account limit: its events are skipped (as the
+// reference relay does), and the host shows as throttled until its count
+// is under the limit again. The account is picked up by its next commit
+// once the limit allows (the ingest fetches a repository it meets
+// mid-history whole).
+func (m *Manager) newAccount(hs *hostState, did string) bool {
+	_, err := m.db.Account(did)
+	if !errors.Is(err, store.ErrNotFound) {
+		return false // known, or the store could not say: let the ingest decide
+	}
+	hs.mu.Lock()
+	hs.accountLimited = true
+	hs.mu.Unlock()
+	return true
 }
 
 // throttle waits for the host's rate limiter; while it waits the host shows

@@ -20,12 +20,15 @@ type frameHead struct {
 	Type   string // header t, for messages ("#commit", ...)
 	Seq    int64
 	HasSeq bool
+	// DID is the account of the event: repo of a #commit, did of the
+	// others ("" when absent).
+	DID string
 	// Error and Message are the payload of an error frame (op -1).
 	Error, Message string
 }
 
 // readFrameHead reads a frame's header and the fields of its body the
-// subscription needs. It checks the CBOR of the header and of the body's
+// subscription needs (seq, the account, an error's name). It checks the CBOR of the header and of the body's
 // top level (keys in canonical order, known fields of the right type), not
 // the values it skips: those are the ingest's to verify.
 func readFrameHead(frame []byte) (frameHead, error) {
@@ -76,6 +79,8 @@ func readFrameHead(frame []byte) (frameHead, error) {
 		case h.Op == 1 && string(k) == "seq":
 			h.Seq, err = d.ReadInt()
 			h.HasSeq = true
+		case h.Op == 1 && (string(k) == "repo" && h.Type == "#commit" || string(k) == "did" && h.Type != "#commit"):
+			h.DID, err = d.ReadText()
 		case h.Op == -1 && string(k) == "error":
 			h.Error, err = d.ReadText()
 		case h.Op == -1 && string(k) == "message":

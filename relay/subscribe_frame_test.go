@@ -27,10 +27,10 @@ func frameCases() []struct {
 		frame []byte
 		want  frameHead
 	}{
-		{"commit", commit.AppendFrame(nil, 7), frameHead{Op: 1, Type: "#commit", Seq: 7, HasSeq: true}},
-		{"sync", (&events.Sync{DID: "did:plc:a", Rev: "3lbmqhtxvhs2a", Blocks: []byte{1}, Time: now}).AppendFrame(nil, 1<<40), frameHead{Op: 1, Type: "#sync", Seq: 1 << 40, HasSeq: true}},
-		{"identity", (&events.Identity{DID: "did:plc:a", Handle: "a.test", Time: now}).AppendFrame(nil, 3), frameHead{Op: 1, Type: "#identity", Seq: 3, HasSeq: true}},
-		{"account", (&events.Account{DID: "did:plc:a", Status: "deleted", Time: now}).AppendFrame(nil, 4), frameHead{Op: 1, Type: "#account", Seq: 4, HasSeq: true}},
+		{"commit", commit.AppendFrame(nil, 7), frameHead{Op: 1, Type: "#commit", Seq: 7, HasSeq: true, DID: "did:plc:a"}},
+		{"sync", (&events.Sync{DID: "did:plc:a", Rev: "3lbmqhtxvhs2a", Blocks: []byte{1}, Time: now}).AppendFrame(nil, 1<<40), frameHead{Op: 1, Type: "#sync", Seq: 1 << 40, HasSeq: true, DID: "did:plc:a"}},
+		{"identity", (&events.Identity{DID: "did:plc:a", Handle: "a.test", Time: now}).AppendFrame(nil, 3), frameHead{Op: 1, Type: "#identity", Seq: 3, HasSeq: true, DID: "did:plc:a"}},
+		{"account", (&events.Account{DID: "did:plc:a", Status: "deleted", Time: now}).AppendFrame(nil, 4), frameHead{Op: 1, Type: "#account", Seq: 4, HasSeq: true, DID: "did:plc:a"}},
 		{"info", events.InfoFrame("OutdatedCursor", "too old"), frameHead{Op: 1, Type: "#info"}},
 		{"error", events.ErrorFrame("FutureCursor", "Cursor in the future."), frameHead{Op: -1, Error: "FutureCursor", Message: "Cursor in the future."}},
 		{"unknown type", append(appendHeader(nil, 1, "#newthing"), 0xa1, 0x63, 's', 'e', 'q', 0x05), frameHead{Op: 1, Type: "#newthing", Seq: 5, HasSeq: true}},
@@ -74,6 +74,7 @@ func TestReadFrameHeadMalformed(t *testing.T) {
 		"seq not integer":   append(appendHeader(nil, 1, "#commit"), 0xa1, 0x63, 's', 'e', 'q', 0x61, '1'),
 		"seq zero":          append(appendHeader(nil, 1, "#commit"), seqBody(0)...),
 		"seq negative":      append(appendHeader(nil, 1, "#commit"), seqBody(-4)...),
+		"repo not text":     append(appendHeader(nil, 1, "#commit"), 0xa1, 0x64, 'r', 'e', 'p', 'o', 0x01),
 		"trailing bytes":    append(append([]byte(nil), good...), 0x00),
 		"truncated":         good[:len(good)-3],
 		"indefinite map":    append(appendHeader(nil, 1, "#commit"), 0xbf, 0xff),
