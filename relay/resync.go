@@ -247,7 +247,7 @@ func (in *Ingest) resync(ctx context.Context, did, hostname string) (err error) 
 		return fmt.Errorf("relay: resync of %s: the PDS serves rev %s, older than the stored %s", did, next.Commit.Rev, a.Head.Rev)
 	}
 	announced := a.Head.Defined() && a.Status == store.StatusDesynchronized
-	oldHandle, oldStatus := a.Handle, a.Status
+	before := *a
 	if local := localStatus(a); local == store.StatusDesynchronized {
 		a.Status = combineStatus(store.StatusActive, a.Upstream)
 	}
@@ -260,12 +260,16 @@ func (in *Ingest) resync(ctx context.Context, did, hostname string) (err error) 
 			return err
 		}
 	}
-	c.Account, c.OldHandle = a, oldHandle
-	if announced && a.Status != oldStatus {
+	c.Account, c.OldHandle = a, before.Handle
+	if announced && a.Status != before.Status {
 		c.Events = append(c.Events, in.accountEvent(a))
 	}
 	if changed {
 		c.Events = append(c.Events, repostore.SyncEvent(did, next.CID, next.CommitBytes, string(next.Commit.Rev), now))
+	}
+	if !changed && a.Status == before.Status && a.Handle == before.Handle && a.Host == before.Host {
+		in.m.resync(resyncUnchanged)
+		return nil // nothing to write
 	}
 	if err := in.apply(ctx, c); err != nil {
 		return err
