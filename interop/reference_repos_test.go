@@ -14,6 +14,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/plc"
 )
@@ -344,5 +345,15 @@ func orderNote(want, got *carFile) string {
 	if same == len(want.order) {
 		return "identical to the reference's"
 	}
-	return fmt.Sprintf("differs from the reference's at %d of %d positions (any order is valid)", len(want.order)-same, len(want.order))
+	return fmt.Sprintf("differs from the reference's at %d of %d positions (any order is valid); the commit is block %d of ours, %d of the reference's",
+		len(want.order)-same, len(want.order), position(got.order, got.roots[0])+1, position(want.order, want.roots[0])+1)
+}
+
+func position(order []cid.Cid, c cid.Cid) int {
+	for i, x := range order {
+		if x == c {
+			return i
+		}
+	}
+	return -1
 }
