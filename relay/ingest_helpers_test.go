@@ -62,7 +62,11 @@ func (u *upstream) holdGetRepo() (release func()) {
 	}
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t *testing.T) *upstream { return newUpstreamWith(t, nil) }
+
+// newUpstreamWith is an upstream whose new accounts register their DIDs
+// with dids (nil: accounts can only adopt identities).
+func newUpstreamWith(t *testing.T, dids host.DIDCreator) *upstream {
 	t.Helper()
 	db, err := store.Open(store.Options{InMemory: true, GCInterval: -1})
 	if err != nil {
@@ -71,7 +75,7 @@ func newUpstream(t *testing.T) *upstream {
 	repos := &repostore.Repos{DB: db}
 	ts := httptest.NewUnstartedServer(nil)
 	u := &upstream{t: t, db: db, repos: repos, url: "http://" + ts.Listener.Addr().String(), hostname: ts.Listener.Addr().String(), keys: map[string]atcrypto.PrivateKeyExportable{}}
-	u.host = host.New(host.Options{DB: db, Repos: repos, PublicURL: u.url})
+	u.host = host.New(host.Options{DB: db, Repos: repos, PublicURL: u.url, DIDs: dids})
 	srv := xrpc.NewServer(xrpc.Options{Version: "ingest-test", Health: db.Healthy})
 	api.New(api.Options{DB: db, Repos: repos, Host: u.host, Auth: &xrpc.Auth{AdminPassword: "x", Tokens: u.host}, PublicURL: u.url}).Register(srv)
 	mux := http.NewServeMux()

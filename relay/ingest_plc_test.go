@@ -1,0 +1,91 @@
+package relay_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/host"
+	"github.com/reservoir-atproto/reservoir/identity"
+	"github.com/reservoir-atproto/reservoir/plc"
+	"github.com/reservoir-atproto/reservoir/plc/directory"
+	"github.com/reservoir-atproto/reservoir/store"
+)
+
+// plcDIDs registers new accounts' DIDs in a did:plc directory, as serve.go
+// does.
+type plcDIDs struct{ client *plc.Client }
+
+var _ host.DIDCreator = plcDIDs{}
+
+func (p plcDIDs) CreateDID(ctx context.Context, handle string, signingKey, rotationKey atcrypto.PrivateKey, endpoint string) (string, error) {
+	signPub, err := signingKey.PublicKey()
+	if err != nil {
+		return "", err
+	}
+	rotPub, err := rotationKey.PublicKey()
+	if err != nil {
+		return "", err
+	}
+	did, _, err := p.client.CreateAccount(ctx, plc.Account{
+		Handle: syntax.Handle(handle), Endpoint: endpoint, SigningKey: signPub, RotationKeys: []atcrypto.PublicKey{rotPub},
+	}, rotationKey)
+	return string(did), err
+}
+
+// The ingest with the real resolver over an in-process did:plc directory,
+// mirroring a host whose accounts have did:plc identities: created there
+// (#identity, #account, an empty first #commit, #sync), written to, and
+// mirrored byte for byte.
+func TestIngestWithPLCDirectory(t *testing.T) {
+	dir, err := directory.New(directory.Options{Store: directory.NewMemStore()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plcServer := httptest.NewServer(dir)
+	t.Cleanup(plcServer.Close)
+	up := newUpstreamWith(t, plcDIDs{client: &plc.Client{BaseURL: plcServer.URL, HTTPClient: plcServer.Client()}})
+	ids, err := identity.New(identity.Options{PLCURL: plcServer.URL, AllowInsecure: true, SkipHandleVerification: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var dids []string
+	for _, h := range []string{"carol.test", "dave.test"} {
+		acct, err := up.host.CreateAccount(ctx, host.CreateAccountInput{Handle: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dids = append(dids, acct.DID)
+		up.write(acct.DID, create("app.bsky.feed.post/a", "a"), create("app.bsky.feed.post/b", "b"))
+		up.write(acct.DID, del("app.bsky.feed.post/a"))
+	}
+	m := newMirror(t, ids)
+	fs := frames(t, up.db, 0)
+	m.submit(up.hostname, fs...)
+	m.settle()
+	m.checkDoneOnce(up.hostname, fs)
+	for _, did := range dids {
+		sameRepo(t, up.db, m.db, did)
+		a, _ := m.db.Account(did)
+		if a.Status != store.StatusActive || a.Host != up.hostname {
+			t.Fatalf("mirrored %+v", a)
+		}
+	}
+	count := map[string]int{}
+	for _, d := range decodeLog(t, m.db, 0) {
+		count[d.ev.Type()]++
+		if id, ok := d.ev.(*events.IdentityEvent); ok && id.Handle == "" {
+			t.Fatal("#identity forwarded without the handle its document declares")
+		}
+	}
+	// Each account: #identity, #account, 3 commits; the #sync of the first
+	// commit is the state we have.
+	if count[events.TypeIdentity] != 2 || count[events.TypeAccount] != 2 || count[events.TypeCommit] != 6 || count[events.TypeSync] != 0 {
+		t.Fatalf("our log: %v", count)
+	}
+}
