@@ -27,6 +27,11 @@ type frameHead struct {
 	Error, Message string
 }
 
+// didField names the account field of the event types that have one (the
+// fields of other types are not read: unknown types are the ingest's to
+// count and skip).
+var didField = map[string]string{"#commit": "repo", "#sync": "did", "#identity": "did", "#account": "did"}
+
 // readFrameHead reads a frame's header and the fields of its body the
 // subscription needs (seq, the account, an error's name). It checks the CBOR of the header and of the body's
 // top level (keys in canonical order, known fields of the right type), not
@@ -79,7 +84,7 @@ func readFrameHead(frame []byte) (frameHead, error) {
 		case h.Op == 1 && string(k) == "seq":
 			h.Seq, err = d.ReadInt()
 			h.HasSeq = true
-		case h.Op == 1 && (string(k) == "repo" && h.Type == "#commit" || string(k) == "did" && h.Type != "#commit"):
+		case h.Op == 1 && string(k) == didField[h.Type]:
 			h.DID, err = d.ReadText()
 		case h.Op == -1 && string(k) == "error":
 			h.Error, err = d.ReadText()

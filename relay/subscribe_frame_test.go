@@ -35,6 +35,7 @@ func frameCases() []struct {
 		{"error", events.ErrorFrame("FutureCursor", "Cursor in the future."), frameHead{Op: -1, Error: "FutureCursor", Message: "Cursor in the future."}},
 		{"unknown type", append(appendHeader(nil, 1, "#newthing"), 0xa1, 0x63, 's', 'e', 'q', 0x05), frameHead{Op: 1, Type: "#newthing", Seq: 5, HasSeq: true}},
 		{"unknown op", append(appendHeader(nil, 2, "#x"), 0xff, 0xff), frameHead{Op: 2, Type: "#x"}},
+		{"unknown type with a did that is not text", append(appendHeader(nil, 1, "#later"), 0xa2, 0x63, 'd', 'i', 'd', 0x01, 0x63, 's', 'e', 'q', 0x09), frameHead{Op: 1, Type: "#later", Seq: 9, HasSeq: true}},
 	}
 }
 
