@@ -36,7 +36,7 @@ import (
 // gives the frames a relay would read from its firehose, and whose getRepo
 // a resync fetches.
 type upstream struct {
-	t        *testing.T
+	t        testing.TB
 	db       *store.DB
 	repos    *repostore.Repos
 	host     *host.Host
@@ -62,11 +62,11 @@ func (u *upstream) holdGetRepo() (release func()) {
 	}
 }
 
-func newUpstream(t *testing.T) *upstream { return newUpstreamWith(t, nil) }
+func newUpstream(t testing.TB) *upstream { return newUpstreamWith(t, nil) }
 
 // newUpstreamWith is an upstream whose new accounts register their DIDs
 // with dids (nil: accounts can only adopt identities).
-func newUpstreamWith(t *testing.T, dids host.DIDCreator) *upstream {
+func newUpstreamWith(t testing.TB, dids host.DIDCreator) *upstream {
 	t.Helper()
 	db, err := store.Open(store.Options{InMemory: true, GCInterval: -1})
 	if err != nil {
