@@ -599,3 +599,43 @@ func TestSinceDoesNotResendAStoredRecord(t *testing.T) {
 	}
 	e.checkLiveSet(acct.DID)
 }
+
+// getRepo writes the commit block first, as the spec's streamable order
+// starts.
+func TestExportStartsWithTheCommit(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	acct, _ := e.host.CreateAccount(ctx, CreateAccountInput{Handle: "alice.test"})
+	for i := 0; i < 20; i++ {
+		if _, err := e.host.ApplyWrites(ctx, acct.DID, []Write{{Write: repo.Write{Action: repo.ActionCreate, Path: fmt.Sprintf("app.bsky.feed.post/r%d", i), Record: record(fmt.Sprint(i))}}}, cid.Undef); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := e.db.Account(acct.DID)
+	var buf bytes.Buffer
+	if err := e.repos.WriteRepo(&buf, a, ""); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := car.NewReader(&buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := rd.Next()
+	if err != nil || first != a.Head.Commit {
+		t.Fatalf("first block %s, want the commit %s (%v)", first, a.Head.Commit, err)
+	}
+	n := 1
+	for {
+		c, _, err := rd.Next()
+		if err != nil {
+			break
+		}
+		if c == a.Head.Commit {
+			t.Fatal("the commit block is written twice")
+		}
+		n++
+	}
+	if n < 21 {
+		t.Fatalf("export has %d blocks", n)
+	}
+}

@@ -1,6 +1,7 @@
 package repostore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -37,11 +38,36 @@ func (r *Repos) WriteRepo(w io.Writer, a *store.Account, since string) error {
 // WriteRepoBlocks writes the blocks of WriteRepo to a CAR writer whose
 // header the caller wrote (with the head commit as root); the caller
 // flushes.
+//
+// The commit block goes first (the start of the spec's streamable order,
+// which some consumers expect even though any order is valid); the rest
+// follow in store order.
 func (r *Repos) WriteRepoBlocks(cw *car.Writer, a *store.Account, since string) error {
-	if since == "" {
-		return r.DB.LiveBlocksRaw(a.UID, cw.WriteRawBlock)
+	if since != "" && a.Head.Rev <= since {
+		return nil // nothing is newer than since
 	}
-	return r.DB.BlocksSince(a.UID, since, cw.WriteBlock)
+	commit, _, err := r.DB.LiveBlock(a.UID, a.Head.Commit)
+	if err != nil {
+		return fmt.Errorf("repostore: head commit %s: %w", a.Head.Commit, err)
+	}
+	if err := cw.WriteBlock(a.Head.Commit, commit); err != nil {
+		return err
+	}
+	head := []byte(a.Head.Commit.KeyString())
+	if since == "" {
+		return r.DB.LiveBlocksRaw(a.UID, func(cidBytes, data []byte) error {
+			if bytes.Equal(cidBytes, head) {
+				return nil
+			}
+			return cw.WriteRawBlock(cidBytes, data)
+		})
+	}
+	return r.DB.BlocksSince(a.UID, since, func(c cid.Cid, data []byte) error {
+		if c == a.Head.Commit {
+			return nil
+		}
+		return cw.WriteBlock(c, data)
+	})
 }
 
 // RecordProof returns the getRecord CAR for path: the head commit, the
