@@ -47,6 +47,7 @@ type serveConfig struct {
 	ReplayWindow       time.Duration
 	AllowInsecureHosts bool
 	Lenient            bool
+	MaxSubscribers     int
 
 	// Relay is the timing of upstream subscriptions. It has no flags: the
 	// defaults suit production, and tests shorten them through the
@@ -104,7 +105,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return def
 	}
 	var cfg serveConfig
-	var relays, archive, window, insecure, lenient string
+	var relays, archive, window, insecure, lenient, maxSubs string
 	fs.StringVar(&cfg.Listen, "listen", env("RESERVOIR_LISTEN", ":2480"), "HTTP address: XRPC, websocket, admin, /metrics, /xrpc/_health (env RESERVOIR_LISTEN)")
 	fs.StringVar(&cfg.Data, "data", env("RESERVOIR_DATA", "./data"), "data directory of the embedded store (env RESERVOIR_DATA)")
 	fs.StringVar(&cfg.PublicURL, "public-url", env("RESERVOIR_PUBLIC_URL", "http://localhost:2480"), "this service's own URL, the PDS endpoint of hosted accounts (env RESERVOIR_PUBLIC_URL)")
@@ -116,6 +117,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&window, "replay-window", env("RESERVOIR_REPLAY_WINDOW", "72h"), "how long firehose events stay replayable (env RESERVOIR_REPLAY_WINDOW)")
 	fs.Var(boolFlag{&insecure}, "allow-insecure-hosts", "allow http:// and loopback/private hosts (env RESERVOIR_ALLOW_INSECURE_HOSTS)")
 	fs.Var(boolFlag{&lenient}, "lenient", "accept upstream commits without sync-1.1 prevData (env RESERVOIR_LENIENT)")
+	fs.StringVar(&maxSubs, "max-subscribers", env("RESERVOIR_MAX_SUBSCRIBERS", "10000"), "firehose (subscribeRepos) connections at once (env RESERVOIR_MAX_SUBSCRIBERS)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: reservoir serve [flags]")
 		fmt.Fprintln(stderr, "\nRuns the server: host, archive, relay and index, on the embedded store in --data.")
@@ -126,6 +128,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if n, err := strconv.Atoi(maxSubs); err != nil || n < 1 {
+		return nil, fmt.Errorf("serve: --max-subscribers: %q is not a positive number", maxSubs)
+	} else {
+		cfg.MaxSubscribers = n
 	}
 	var boolErr error
 	parseBool := func(name, v string) bool {
@@ -227,7 +234,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		return err
 	}
 	defer db.Close()
-	fh, err := events.New(events.Options{Log: db, Ring: ring, EventWindow: cfg.ReplayWindow, Metrics: fhMetrics, Logger: logger.With("component", "firehose")})
+	fh, err := events.New(events.Options{Log: db, Ring: ring, EventWindow: cfg.ReplayWindow, MaxSubscribers: cfg.MaxSubscribers, Metrics: fhMetrics, Logger: logger.With("component", "firehose")})
 	if err != nil {
 		return err
 	}

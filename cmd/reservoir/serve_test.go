@@ -33,7 +33,13 @@ func TestParseServeFlags(t *testing.T) {
 	if cfg.Listen != ":1" {
 		t.Fatalf("flag did not override the environment: %s", cfg.Listen)
 	}
-	for _, bad := range [][]string{{"--archive", "maybe"}, {"--replay-window", "-1h"}, {"--public-url", "ftp://x"}, {"--plc-url", "nope"}, {"stray"}} {
+	if cfg.MaxSubscribers != 10_000 {
+		t.Fatalf("default max subscribers %d", cfg.MaxSubscribers)
+	}
+	if cfg, _ := parseServeFlags([]string{"--max-subscribers", "3"}, getenv, io.Discard); cfg.MaxSubscribers != 3 {
+		t.Fatal("--max-subscribers not read")
+	}
+	for _, bad := range [][]string{{"--max-subscribers", "0"}, {"--archive=maybe"}, {"--replay-window", "-1h"}, {"--public-url", "ftp://x"}, {"--plc-url", "nope"}, {"stray"}} {
 		if _, err := parseServeFlags(bad, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
