@@ -242,3 +242,17 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeFrame decodes a typical #commit (one create, a slice of
+// a few blocks) strictly.
+func BenchmarkDecodeFrame(b *testing.B) {
+	frame := (&Commit{Repo: "did:plc:ewvi7nxzyoun6zhxrhs64oiz", Rev: "3lbmqhtxvhs2c", Since: "3lbmqhtxvhs2b", Commit: decC1, PrevData: decC2,
+		Blocks: bytes.Repeat([]byte{7}, 1500), Ops: []repo.Op{{Action: repo.ActionCreate, Path: "app.bsky.feed.post/3lbmqhtxvhs2c", CID: decC1}}, Time: decAt}).AppendFrame(nil, 123456789)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeFrame(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
