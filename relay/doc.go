@@ -36,7 +36,8 @@
 //     PDS (re-resolved once when it does not; an account that moved here is
 //     followed; otherwise the event is dropped, and the account untouched:
 //     a host cannot desynchronize accounts it does not serve). An unknown
-//     account is created on its first commit. Accounts not active here
+//     account is created by its first event (of any kind but a deletion).
+//     Accounts not active here
 //     (takendown, suspended, deactivated, deleted) drop their commits. A
 //     commit at or before the stored head that does not claim to follow it
 //     is a replay and is dropped quietly. The commit is verified with
