@@ -9,17 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
-	"github.com/ipfs/go-cid"
 
-	"github.com/reservoir-atproto/reservoir/car"
 	"github.com/reservoir-atproto/reservoir/dagcbor"
 	"github.com/reservoir-atproto/reservoir/events"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
+	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
 )
 
@@ -201,7 +199,7 @@ func (h *Host) CreateAccount(ctx context.Context, in CreateAccountInput) (*Creat
 		}
 		c.Head, c.NewBlocks = cc.Head, cc.NewBlocks
 		c.Events = append(c.Events, cc.Events...)
-		c.Events = append(c.Events, syncEvent(did, res.Commit, res.CID, now))
+		c.Events = append(c.Events, repostore.SyncEvent(did, res.CID, res.Commit.Bytes(), string(res.Commit.Rev), now))
 	}
 	if _, err := h.db.Apply(ctx, c); err != nil {
 		if errors.Is(err, store.ErrHandleTaken) {
@@ -211,13 +209,6 @@ func (h *Host) CreateAccount(ctx context.Context, in CreateAccountInput) (*Creat
 	}
 	h.log.Info("account created", "did", did, "handle", handle)
 	return &CreatedAccount{DID: did, Handle: string(handle), Token: token}, nil
-}
-
-// syncEvent is a #sync of a commit: a CAR holding only the commit block.
-func syncEvent(did string, commit *repo.Commit, commitCID cid.Cid, now time.Time) store.FrameEncoder {
-	b := car.AppendHeader(nil, commitCID)
-	b = car.AppendBlock(b, commitCID, commit.Bytes())
-	return (&events.Sync{DID: did, Rev: string(commit.Rev), Blocks: b, Time: now}).AppendFrame
 }
 
 // SetStatus changes a hosted account's status (active, takendown,
@@ -252,7 +243,7 @@ func (h *Host) SetStatus(ctx context.Context, did string, status store.Status) e
 		}
 		c.Events = append(c.Events,
 			(&events.Identity{DID: did, Handle: a.Handle, Time: now}).AppendFrame,
-			syncEvent(did, commit, a.Head.Commit, now))
+			repostore.SyncEvent(did, a.Head.Commit, commitBytes, string(commit.Rev), now))
 	}
 	if _, err := h.db.Apply(ctx, c); err != nil {
 		return fmt.Errorf("host: status of %s: %w", did, err)

@@ -131,11 +131,13 @@ func (d *DB) commitGroup(group []*request) {
 	}
 	d.nextUID = uid
 	d.lastSeq.Store(seq)
-	for i, req := range group {
-		req.done <- results[i]
-	}
+	// The ring hears of the events before the writers are answered, so once
+	// Apply returns its events are there for every subscriber.
 	if len(events) > 0 && d.opts.OnCommit != nil {
 		d.opts.OnCommit(events)
+	}
+	for i, req := range group {
+		req.done <- results[i]
 	}
 }
 

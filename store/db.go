@@ -43,8 +43,8 @@ type Options struct {
 	// the process's RSS, so a full-repository scan does not grow it (P4).
 	CacheSize int64
 	// OnCommit is called by the committer after each durable group with the
-	// events it added, in seq order. It must not block: hand the events to a
-	// bounded queue.
+	// events it added, in seq order, before the group's Apply calls return.
+	// It must not block: hand the events to a bounded queue.
 	OnCommit func([]CommittedEvent)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
