@@ -220,3 +220,70 @@ func ErrorFrame(name, message string) []byte {
 	b = dagcbor.AppendText(b, "message")
 	return dagcbor.AppendText(b, message)
 }
+
+// Handle is the legacy #handle event (sync-spec §1.3), emitted only next to
+// an #identity for consumers that still expect it (--legacy-events).
+type Handle struct {
+	DID    string
+	Handle string
+	Time   time.Time
+}
+
+// AppendFrame writes the #handle frame: did seq time handle.
+func (e *Handle) AppendFrame(b []byte, seq int64) []byte {
+	b = appendMessageHeader(b, "#handle")
+	b = dagcbor.AppendMapHeader(b, 4)
+	b = dagcbor.AppendText(b, "did")
+	b = dagcbor.AppendText(b, e.DID)
+	b = dagcbor.AppendText(b, "seq")
+	b = dagcbor.AppendInt(b, seq)
+	b = dagcbor.AppendText(b, "time")
+	b = appendTime(b, e.Time)
+	b = dagcbor.AppendText(b, "handle")
+	return dagcbor.AppendText(b, e.Handle)
+}
+
+// Migrate is the legacy #migrate event (sync-spec §1.3), emitted only next
+// to the #identity of an account that moved hosts (--legacy-events).
+// MigrateTo "" writes null (the field is required and nullable).
+type Migrate struct {
+	DID       string
+	MigrateTo string
+	Time      time.Time
+}
+
+// AppendFrame writes the #migrate frame: did seq time migrateTo.
+func (e *Migrate) AppendFrame(b []byte, seq int64) []byte {
+	b = appendMessageHeader(b, "#migrate")
+	b = dagcbor.AppendMapHeader(b, 4)
+	b = dagcbor.AppendText(b, "did")
+	b = dagcbor.AppendText(b, e.DID)
+	b = dagcbor.AppendText(b, "seq")
+	b = dagcbor.AppendInt(b, seq)
+	b = dagcbor.AppendText(b, "time")
+	b = appendTime(b, e.Time)
+	b = dagcbor.AppendText(b, "migrateTo")
+	if e.MigrateTo == "" {
+		return dagcbor.AppendNull(b)
+	}
+	return dagcbor.AppendText(b, e.MigrateTo)
+}
+
+// Tombstone is the legacy #tombstone event (sync-spec §1.3), emitted only
+// next to the #account of a deletion (--legacy-events).
+type Tombstone struct {
+	DID  string
+	Time time.Time
+}
+
+// AppendFrame writes the #tombstone frame: did seq time.
+func (e *Tombstone) AppendFrame(b []byte, seq int64) []byte {
+	b = appendMessageHeader(b, "#tombstone")
+	b = dagcbor.AppendMapHeader(b, 3)
+	b = dagcbor.AppendText(b, "did")
+	b = dagcbor.AppendText(b, e.DID)
+	b = dagcbor.AppendText(b, "seq")
+	b = dagcbor.AppendInt(b, seq)
+	b = dagcbor.AppendText(b, "time")
+	return appendTime(b, e.Time)
+}

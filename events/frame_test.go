@@ -103,3 +103,38 @@ func TestFramesDecodeToTheLexiconShapes(t *testing.T) {
 		t.Fatalf("error frame %v %v", h, body)
 	}
 }
+
+// TestLegacyFrames: the legacy encoders write the last lexicon shapes
+// (sync-spec §1.3) and DecodeFrame reads them back.
+func TestLegacyFrames(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 123_000_000, time.UTC)
+	const ts = "2026-11-25T12:00:00.123Z"
+	for _, tc := range []struct {
+		frame   []byte
+		typ     string
+		body    map[string]any
+		decoded Event
+	}{
+		{(&Handle{DID: "did:plc:a", Handle: "a.test", Time: at}).AppendFrame(nil, 3), "#handle",
+			map[string]any{"did": "did:plc:a", "handle": "a.test", "seq": int64(3), "time": ts},
+			&HandleEvent{Seq: 3, DID: "did:plc:a", Handle: "a.test", Time: ts}},
+		{(&Migrate{DID: "did:plc:a", MigrateTo: "pds.example.com", Time: at}).AppendFrame(nil, 4), "#migrate",
+			map[string]any{"did": "did:plc:a", "migrateTo": "pds.example.com", "seq": int64(4), "time": ts},
+			&MigrateEvent{Seq: 4, DID: "did:plc:a", MigrateTo: "pds.example.com", Time: ts}},
+		{(&Migrate{DID: "did:plc:a", Time: at}).AppendFrame(nil, 5), "#migrate",
+			map[string]any{"did": "did:plc:a", "migrateTo": nil, "seq": int64(5), "time": ts},
+			&MigrateEvent{Seq: 5, DID: "did:plc:a", Time: ts}},
+		{(&Tombstone{DID: "did:plc:a", Time: at}).AppendFrame(nil, 6), "#tombstone",
+			map[string]any{"did": "did:plc:a", "seq": int64(6), "time": ts},
+			&TombstoneEvent{Seq: 6, DID: "did:plc:a", Time: ts}},
+	} {
+		h, body := splitFrame(t, tc.frame)
+		if !reflect.DeepEqual(h, map[string]any{"t": tc.typ, "op": int64(1)}) || !reflect.DeepEqual(body, tc.body) {
+			t.Errorf("%s: header %v body %v, want %v", tc.typ, h, body, tc.body)
+		}
+		ev, err := DecodeFrame(tc.frame)
+		if err != nil || !reflect.DeepEqual(ev, tc.decoded) {
+			t.Errorf("%s: DecodeFrame = %#v, %v; want %#v", tc.typ, ev, err, tc.decoded)
+		}
+	}
+}
