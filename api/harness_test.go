@@ -113,7 +113,7 @@ func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
 	h := host.New(host.Options{
 		DB:          db,
 		Repos:       repos,
-		DIDs:        plcDIDs{client: plcClient},
+		DIDs:        plcClient,
 		PublicURL:   publicURL,
 		Now:         clock.Now,
 		Blobs:       &store.FSBlobs{Dir: t.TempDir()},
@@ -142,24 +142,6 @@ type testLogWriter struct{ t *testing.T }
 func (w testLogWriter) Write(p []byte) (int, error) {
 	w.t.Log("server: " + strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// plcDIDs registers new accounts' DIDs in the directory, as serve.go does.
-type plcDIDs struct{ client *plc.Client }
-
-func (p plcDIDs) CreateDID(ctx context.Context, handle string, signingKey, rotationKey atcrypto.PrivateKey, endpoint string) (string, error) {
-	signPub, err := signingKey.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	rotPub, err := rotationKey.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	did, _, err := p.client.CreateAccount(ctx, plc.Account{
-		Handle: syntax.Handle(handle), Endpoint: endpoint, SigningKey: signPub, RotationKeys: []atcrypto.PublicKey{rotPub},
-	}, rotationKey)
-	return string(did), err
 }
 
 // cred adds credentials to a request.

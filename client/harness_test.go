@@ -64,7 +64,7 @@ func newTestServer(t testing.TB) *testServer {
 	ts := httptest.NewUnstartedServer(nil)
 	publicURL := "http://" + ts.Listener.Addr().String()
 	repos := &repostore.Repos{DB: db}
-	h := host.New(host.Options{DB: db, Repos: repos, DIDs: plcDIDs{plcClient}, PublicURL: publicURL, Blobs: &store.FSBlobs{Dir: t.TempDir()}})
+	h := host.New(host.Options{DB: db, Repos: repos, DIDs: plcClient, PublicURL: publicURL, Blobs: &store.FSBlobs{Dir: t.TempDir()}})
 	auth := &xrpc.Auth{AdminPassword: testAdminPassword, Tokens: h}
 	srv := xrpc.NewServer(xrpc.Options{})
 	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Firehose: fh})
@@ -81,23 +81,6 @@ func newTestServer(t testing.TB) *testServer {
 		db.Close()
 	})
 	return &testServer{t: t, url: publicURL, plcURL: plcServer.URL, plc: plcClient}
-}
-
-type plcDIDs struct{ client *plc.Client }
-
-func (p plcDIDs) CreateDID(ctx context.Context, handle string, signingKey, rotationKey atcrypto.PrivateKey, endpoint string) (string, error) {
-	signPub, err := signingKey.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	rotPub, err := rotationKey.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	did, _, err := p.client.CreateAccount(ctx, plc.Account{
-		Handle: syntax.Handle(handle), Endpoint: endpoint, SigningKey: signPub, RotationKeys: []atcrypto.PublicKey{rotPub},
-	}, rotationKey)
-	return string(did), err
 }
 
 // call sends a request and decodes a JSON answer; it fails the test unless

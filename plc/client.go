@@ -234,3 +234,25 @@ func directoryError(status int, body []byte) error {
 	}
 	return &DirectoryError{Status: status, Message: msg.Message, Kind: kind}
 }
+
+// CreateDID registers the DID of a new hosted account: a genesis operation
+// with the signing key as verificationMethods.atproto, the rotation key as
+// its only rotation key, the handle and the PDS endpoint, signed with the
+// rotation key. It is what the host's account creation calls
+// (host.DIDCreator).
+func (c *Client) CreateDID(ctx context.Context, handle string, signingKey, rotationKey atcrypto.PrivateKey, endpoint string) (string, error) {
+	signPub, err := signingKey.PublicKey()
+	if err != nil {
+		return "", fmt.Errorf("plc: signing key: %w", err)
+	}
+	rotPub, err := rotationKey.PublicKey()
+	if err != nil {
+		return "", fmt.Errorf("plc: rotation key: %w", err)
+	}
+	h, err := syntax.ParseHandle(handle)
+	if err != nil {
+		return "", fmt.Errorf("plc: handle: %w", err)
+	}
+	did, _, err := c.CreateAccount(ctx, Account{Handle: h, Endpoint: endpoint, SigningKey: signPub, RotationKeys: []atcrypto.PublicKey{rotPub}}, rotationKey)
+	return string(did), err
+}

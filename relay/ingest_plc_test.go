@@ -5,9 +5,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/bluesky-social/indigo/atproto/atcrypto"
-	"github.com/bluesky-social/indigo/atproto/syntax"
-
 	"github.com/reservoir-atproto/reservoir/events"
 	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/identity"
@@ -15,27 +12,6 @@ import (
 	"github.com/reservoir-atproto/reservoir/plc/directory"
 	"github.com/reservoir-atproto/reservoir/store"
 )
-
-// plcDIDs registers new accounts' DIDs in a did:plc directory, as serve.go
-// does.
-type plcDIDs struct{ client *plc.Client }
-
-var _ host.DIDCreator = plcDIDs{}
-
-func (p plcDIDs) CreateDID(ctx context.Context, handle string, signingKey, rotationKey atcrypto.PrivateKey, endpoint string) (string, error) {
-	signPub, err := signingKey.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	rotPub, err := rotationKey.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	did, _, err := p.client.CreateAccount(ctx, plc.Account{
-		Handle: syntax.Handle(handle), Endpoint: endpoint, SigningKey: signPub, RotationKeys: []atcrypto.PublicKey{rotPub},
-	}, rotationKey)
-	return string(did), err
-}
 
 // The ingest with the real resolver over an in-process did:plc directory,
 // mirroring a host whose accounts have did:plc identities: created there
@@ -48,7 +24,7 @@ func TestIngestWithPLCDirectory(t *testing.T) {
 	}
 	plcServer := httptest.NewServer(dir)
 	t.Cleanup(plcServer.Close)
-	up := newUpstreamWith(t, plcDIDs{client: &plc.Client{BaseURL: plcServer.URL, HTTPClient: plcServer.Client()}})
+	up := newUpstreamWith(t, &plc.Client{BaseURL: plcServer.URL, HTTPClient: plcServer.Client()})
 	ids, err := identity.New(identity.Options{PLCURL: plcServer.URL, AllowInsecure: true, SkipHandleVerification: true})
 	if err != nil {
 		t.Fatal(err)
