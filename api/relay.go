@@ -43,6 +43,11 @@ type RelayOptions struct {
 	// MaxTrackedClients bounds the client addresses the rate limit keeps
 	// (when full, it starts over). Default 10,000.
 	MaxTrackedClients int
+	// AdminCrawlOnly (--crawl-auth=admin) makes requestCrawl and
+	// notifyOfUpdate require admin auth (401 otherwise), for a closed
+	// relay. By default they are public, as the network runs them, bounded
+	// by the per-IP rate limit and the new-hosts-per-day quota.
+	AdminCrawlOnly bool
 }
 
 // Relay serves the relay's endpoints: com.atproto.sync.requestCrawl,
@@ -73,8 +78,14 @@ func NewRelay(opts RelayOptions) *Relay {
 
 // Register adds the relay's XRPC methods to srv.
 func (rl *Relay) Register(srv *xrpc.Server) {
-	srv.Procedure("com.atproto.sync.requestCrawl", rl.auth.OptionalAuth(rl.requestCrawl))
-	srv.Procedure("com.atproto.sync.notifyOfUpdate", rl.auth.OptionalAuth(rl.requestCrawl))
+	crawl := rl.auth.OptionalAuth(rl.requestCrawl)
+	if rl.opts.AdminCrawlOnly {
+		crawl = rl.auth.RequireAdmin(rl.requestCrawl)
+	}
+	// notifyOfUpdate (deprecated) is a crawl request for the host it names:
+	// the same SSRF guard, rate limit and quota.
+	srv.Procedure("com.atproto.sync.requestCrawl", crawl)
+	srv.Procedure("com.atproto.sync.notifyOfUpdate", crawl)
 	srv.Query("com.atproto.sync.listHosts", rl.listHosts)
 	srv.Query("com.atproto.sync.getHostStatus", rl.getHostStatus)
 }

@@ -61,6 +61,13 @@ func quietHost(t *testing.T) string {
 
 func newRelayHarness(t *testing.T, crawlsPerMinute int) *harness {
 	t.Helper()
+	return newRelayHarnessWith(t, api.RelayOptions{CrawlRequestsPerMinute: crawlsPerMinute})
+}
+
+// newRelayHarnessWith serves the relay's endpoints with opts (Hosts and
+// Auth are the harness's).
+func newRelayHarnessWith(t *testing.T, opts api.RelayOptions) *harness {
+	t.Helper()
 	db, err := store.Open(store.Options{InMemory: true, GCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +83,8 @@ func newRelayHarness(t *testing.T, crawlsPerMinute int) *harness {
 	}
 	auth := &xrpc.Auth{AdminPassword: adminPassword}
 	srv := xrpc.NewServer(xrpc.Options{})
-	rl := api.NewRelay(api.RelayOptions{Hosts: mgr, Auth: auth, CrawlRequestsPerMinute: crawlsPerMinute})
+	opts.Hosts, opts.Auth = mgr, auth
+	rl := api.NewRelay(opts)
 	rl.Register(srv)
 	mux := http.NewServeMux()
 	mux.Handle(xrpc.PathPrefix, srv)
@@ -255,5 +263,35 @@ func TestAdminHosts(t *testing.T) {
 	h.query("com.atproto.sync.listHosts", q("cursor", "x")).fails(http.StatusBadRequest, "InvalidRequest")
 	if empty := h.query("com.atproto.sync.listHosts", q("cursor", "99")).ok("com.atproto.sync.listHosts"); len(empty["hosts"].([]any)) != 0 {
 		t.Fatalf("past the end: %v", empty)
+	}
+}
+
+// TestCrawlAuth: by default requestCrawl and notifyOfUpdate are public;
+// with AdminCrawlOnly (--crawl-auth=admin) both answer 401 without admin
+// Basic auth (and with a wrong password), and work with it.
+func TestCrawlAuth(t *testing.T) {
+	name := quietHost(t)
+	body := map[string]string{"hostname": "http://" + name}
+	open := newRelayHarness(t, 100)
+	for _, m := range []string{"com.atproto.sync.requestCrawl", "com.atproto.sync.notifyOfUpdate"} {
+		if r := open.procedure(m, body); r.status != http.StatusOK {
+			t.Fatalf("public %s: %d %s", m, r.status, r.body)
+		}
+	}
+	closed := newRelayHarnessWith(t, api.RelayOptions{AdminCrawlOnly: true})
+	for _, m := range []string{"com.atproto.sync.requestCrawl", "com.atproto.sync.notifyOfUpdate"} {
+		closed.procedure(m, body).fails(http.StatusUnauthorized, "AuthenticationRequired")
+		closed.procedure(m, body, basic("admin", "wrong")).fails(http.StatusUnauthorized, "AuthenticationRequired")
+	}
+	if hosts := closed.query("com.atproto.sync.listHosts", nil).ok("com.atproto.sync.listHosts")["hosts"].([]any); len(hosts) != 0 {
+		t.Fatalf("refused crawl requests added hosts: %v", hosts)
+	}
+	for _, m := range []string{"com.atproto.sync.requestCrawl", "com.atproto.sync.notifyOfUpdate"} {
+		if r := closed.procedure(m, body, asAdmin); r.status != http.StatusOK {
+			t.Fatalf("admin %s: %d %s", m, r.status, r.body)
+		}
+	}
+	if st := closed.query("com.atproto.sync.getHostStatus", q("hostname", name)).ok("com.atproto.sync.getHostStatus"); st["status"] != "active" {
+		t.Fatalf("host after the admin's request: %v", st)
 	}
 }

@@ -88,6 +88,12 @@ type IngestOptions struct {
 	// in the background and queue a resync of every mirrored account left
 	// desynchronized (by a failure before a restart).
 	SweepDesynchronized bool
+	// LegacyEvents (--legacy-events) also emits the legacy frames next to
+	// the current ones, for consumers that still expect them: a #handle
+	// next to each #identity that carries a handle, a #tombstone next to
+	// each deletion #account, a #migrate next to the #identity of an
+	// account that moved hosts. Each takes its own seq.
+	LegacyEvents bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are kept but not exported

@@ -50,8 +50,16 @@ func (in *Ingest) handle(qe *queuedEvent) string {
 		return in.handleIdentity(ctx, host, a, ev)
 	case *events.AccountEvent:
 		return in.handleAccount(ctx, host, a, ev)
+	case *events.HandleEvent:
+		// Legacy: an identity change that names the new handle.
+		return in.handleIdentity(ctx, host, a, &events.IdentityEvent{Seq: ev.Seq, DID: ev.DID, Handle: ev.Handle, Time: ev.Time})
+	case *events.TombstoneEvent:
+		// Legacy: the account is deleted.
+		return in.handleAccount(ctx, host, a, &events.AccountEvent{Seq: ev.Seq, DID: ev.DID, Active: false, Status: string(store.StatusDeleted), Time: ev.Time})
+	case *events.MigrateEvent:
+		return in.handleMigrate(ctx, host, a, ev)
 	}
-	return outcomeLegacy // #handle, #migrate, #tombstone: issue 11
+	return outcomeSkipped // a DID event of a type this ingest does not know
 }
 
 // account reads an account, nil when the store has none.
@@ -240,6 +248,9 @@ func (in *Ingest) handleIdentity(ctx context.Context, hostname string, a *store.
 		out.Handle = string(id.DeclaredHandle)
 	}
 	c.Events = append(c.Events, out.AppendFrame)
+	if in.opts.LegacyEvents && out.Handle != "" {
+		c.Events = append(c.Events, (&events.Handle{DID: ev.DID, Handle: out.Handle, Time: out.Time}).AppendFrame)
+	}
 	if err := in.apply(ctx, c); err != nil {
 		in.log.Error("identity event", "did", ev.DID, "err", err)
 		return outcomeError
@@ -280,8 +291,58 @@ func (in *Ingest) handleAccount(ctx context.Context, hostname string, a *store.A
 		}
 	}
 	c.Events = append(c.Events, in.accountEvent(a))
+	if in.opts.LegacyEvents && c.Delete {
+		c.Events = append(c.Events, (&events.Tombstone{DID: a.DID, Time: in.opts.Now()}).AppendFrame)
+	}
 	if err := in.apply(ctx, c); err != nil {
 		in.log.Error("account event", "did", ev.DID, "err", err)
+		return outcomeError
+	}
+	return outcomeForwarded
+}
+
+// handleMigrate handles the legacy #migrate: the DID is resolved afresh
+// (the event itself is only a hint: the DID document is the authority) and,
+// when its PDS is another host than the account's, the account moves there
+// (the new host's events are accepted from then on) and #identity says so.
+// The event may come from the old host, so it is not checked against the
+// sending host. An account never seen, or one whose PDS did not change, is
+// counted and skipped.
+func (in *Ingest) handleMigrate(ctx context.Context, hostname string, a *store.Account, ev *events.MigrateEvent) string {
+	d := syntax.DID(ev.DID)
+	in.ident.Purge(d)
+	if a == nil {
+		return outcomeLegacy
+	}
+	id, err := in.ident.LookupDID(ctx, d)
+	if err != nil {
+		in.log.Info("#migrate: the DID does not resolve", "did", ev.DID, "host", hostname, "err", err)
+		return outcomeIdentity
+	}
+	to := endpointHost(id.PDSEndpoint)
+	if to == "" {
+		return outcomeIdentity
+	}
+	if to == strings.ToLower(a.Host) {
+		return outcomeLegacy
+	}
+	if _, err := ParseHostAddr(to, in.opts.AllowInsecure); err != nil {
+		in.log.Info("#migrate: the new PDS is not a host we crawl", "did", ev.DID, "pds", id.PDSEndpoint, "err", err)
+		return outcomeIdentity
+	}
+	c := &store.Change{UID: a.UID, Account: a, OldHandle: a.Handle}
+	a.Handle, a.Host = verifiedHandle(id), to
+	now := in.opts.Now()
+	out := &events.Identity{DID: ev.DID, Handle: string(id.DeclaredHandle), Time: now}
+	c.Events = append(c.Events, out.AppendFrame)
+	if in.opts.LegacyEvents {
+		c.Events = append(c.Events, (&events.Migrate{DID: ev.DID, MigrateTo: to, Time: now}).AppendFrame)
+		if out.Handle != "" {
+			c.Events = append(c.Events, (&events.Handle{DID: ev.DID, Handle: out.Handle, Time: now}).AppendFrame)
+		}
+	}
+	if err := in.apply(ctx, c); err != nil {
+		in.log.Error("migrate event", "did", ev.DID, "err", err)
 		return outcomeError
 	}
 	return outcomeForwarded

@@ -23,7 +23,7 @@ const (
 	outcomeIdentity       = "identity_error"  // the DID does not resolve to a usable identity
 	outcomeHostedHere     = "hosted_here"     // an upstream event about an account this service hosts
 	outcomeUnknownDeleted = "unknown_deleted" // a deletion of an account never seen
-	outcomeLegacy         = "legacy"          // #handle, #migrate, #tombstone: counted and skipped
+	outcomeLegacy         = "legacy"          // a legacy event that changes nothing (a #migrate of an unknown or unmoved account)
 	outcomeSkipped        = "skipped"         // #info, error frames, unknown types
 	outcomeMalformed      = "malformed"       // the frame does not decode
 	outcomeError          = "error"           // the store or something else of ours failed

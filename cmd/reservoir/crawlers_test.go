@@ -33,9 +33,21 @@ func TestRelayBase(t *testing.T) {
 	}
 }
 
-// TestRelayCrawler: the relays are asked at start, again only after new
-// events (at most once an interval), and a relay that failed is asked
-// again at the next interval.
+func TestCrawlHostname(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://pds.example.com": "pds.example.com", "https://PDS.example.com:8443": "pds.example.com:8443",
+		"https://pds.example.com:443": "pds.example.com", "http://localhost:2480": "http://localhost:2480",
+	} {
+		if got := crawlHostname(in); got != want {
+			t.Errorf("crawlHostname(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRelayCrawler: the relays are asked at start; a failing relay is asked
+// again with backoff until it answers; a new event after a quiet interval
+// asks them again at once, and a second event inside the interval only when
+// the interval ends.
 func TestRelayCrawler(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
@@ -61,9 +73,23 @@ func TestRelayCrawler(t *testing.T) {
 		}
 	}))
 	defer flaky.Close()
+	// An older relay: requestCrawl is not implemented, notifyOfUpdate is.
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Hostname string }
+		json.NewDecoder(r.Body).Decode(&in)
+		if r.URL.Path != "/xrpc/com.atproto.sync.notifyOfUpdate" {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		got = append(got, "old:"+in.Hostname)
+		mu.Unlock()
+	}))
+	defer old.Close()
 	var seq atomic.Int64
-	c := &relayCrawler{relays: []string{okRelay.URL, flaky.URL}, publicURL: "http://localhost:2480", lastSeq: seq.Load,
-		interval: 50 * time.Millisecond, client: http.DefaultClient, log: slog.New(slog.DiscardHandler)}
+	const interval = time.Second
+	c := &relayCrawler{relays: []string{okRelay.URL, flaky.URL, old.URL}, publicURL: "https://pds.example.com", lastSeq: seq.Load,
+		interval: interval, poll: 5 * time.Millisecond, minBackoff: 10 * time.Millisecond, client: http.DefaultClient, log: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.run(ctx); close(done) }()
@@ -78,26 +104,45 @@ func TestRelayCrawler(t *testing.T) {
 		}
 		return n
 	}
-	wait := func(what string, cond func() bool) {
+	wait := func(what string, within time.Duration, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(within)
 		for !cond() {
 			if time.Now().After(deadline) {
+				mu.Lock()
+				defer mu.Unlock()
 				t.Fatalf("timed out: %s (requests %v)", what, got)
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	wait("the flaky relay asked twice", func() bool { return count("flaky") >= 2 })
-	failing.Store(false)
-	wait("the flaky relay asked until it answers", func() bool { return count("flaky") >= 3 })
-	time.Sleep(150 * time.Millisecond) // three intervals without events
-	if n := count("ok:http://localhost:2480"); n != 1 {
-		t.Fatalf("the answering relay asked %d times without new events, want once", n)
+	const ok, oldOK = "ok:pds.example.com", "old:pds.example.com"
+	wait("the flaky relay asked three times", 5*time.Second, func() bool { return count("flaky") >= 3 })
+	if count(ok) != 1 || count(oldOK) != 1 {
+		t.Fatalf("at start: %d requestCrawl, %d notifyOfUpdate; want one each", count(ok), count(oldOK))
 	}
+	failing.Store(false)
+	n := count("flaky")
+	wait("the flaky relay asked until it answers", 5*time.Second, func() bool { return count("flaky") == n+1 })
+	time.Sleep(interval + 100*time.Millisecond) // quiet: no events
 	flakyAsked := count("flaky")
-	seq.Store(7) // events were committed
-	wait("both asked again after events", func() bool { return count("ok:http://localhost:2480") == 2 && count("flaky") == flakyAsked+1 })
+	if count(ok) != 1 || count(oldOK) != 1 || flakyAsked != n+1 {
+		t.Fatalf("asked again without new events: %v", got)
+	}
+	seq.Store(7) // an event after a quiet interval: all asked at once
+	wait("all asked again after an event", interval/2, func() bool {
+		return count(ok) == 2 && count(oldOK) == 2 && count("flaky") == flakyAsked+1
+	})
+	asked := time.Now()
+	seq.Store(8) // another event inside the interval: not before it ends
+	time.Sleep(interval / 3)
+	if count(ok) != 2 {
+		t.Fatalf("asked twice within the interval: %v", got)
+	}
+	wait("asked again when the interval ends", 5*time.Second, func() bool { return count(ok) == 3 })
+	if d := time.Since(asked); d < interval {
+		t.Fatalf("asked again after %v, inside the interval %v", d, interval)
+	}
 	cancel()
 	<-done
 }

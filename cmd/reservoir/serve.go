@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bluesky-social/indigo/atproto/atcrypto"
-	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -48,6 +46,12 @@ type serveConfig struct {
 	AllowInsecureHosts bool
 	Lenient            bool
 	MaxSubscribers     int
+	// CrawlAuth is "public" (requestCrawl and notifyOfUpdate open to all,
+	// rate limited) or "admin" (they require admin Basic auth).
+	CrawlAuth string
+	// LegacyEvents also emits the legacy #handle, #migrate and #tombstone
+	// frames next to the current events of the relay's ingest.
+	LegacyEvents bool
 
 	// Relay is the timing of upstream subscriptions. It has no flags: the
 	// defaults suit production, and tests shorten them through the
@@ -105,7 +109,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return def
 	}
 	var cfg serveConfig
-	var relays, archive, window, insecure, lenient, maxSubs string
+	var relays, archive, window, insecure, lenient, maxSubs, legacy string
 	fs.StringVar(&cfg.Listen, "listen", env("RESERVOIR_LISTEN", ":2480"), "HTTP address: XRPC, websocket, admin, /metrics, /xrpc/_health (env RESERVOIR_LISTEN)")
 	fs.StringVar(&cfg.Data, "data", env("RESERVOIR_DATA", "./data"), "data directory of the embedded store (env RESERVOIR_DATA)")
 	fs.StringVar(&cfg.PublicURL, "public-url", env("RESERVOIR_PUBLIC_URL", "http://localhost:2480"), "this service's own URL, the PDS endpoint of hosted accounts (env RESERVOIR_PUBLIC_URL)")
@@ -118,6 +122,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.Var(boolFlag{&insecure}, "allow-insecure-hosts", "allow http:// and loopback/private hosts (env RESERVOIR_ALLOW_INSECURE_HOSTS)")
 	fs.Var(boolFlag{&lenient}, "lenient", "accept upstream commits without sync-1.1 prevData (env RESERVOIR_LENIENT)")
 	fs.StringVar(&maxSubs, "max-subscribers", env("RESERVOIR_MAX_SUBSCRIBERS", "10000"), "firehose (subscribeRepos) connections at once (env RESERVOIR_MAX_SUBSCRIBERS)")
+	fs.StringVar(&cfg.CrawlAuth, "crawl-auth", env("RESERVOIR_CRAWL_AUTH", "public"), "who may call requestCrawl and notifyOfUpdate: public (rate limited) or admin (env RESERVOIR_CRAWL_AUTH)")
+	legacy = env("RESERVOIR_LEGACY_EVENTS", "false")
+	fs.Var(boolFlag{&legacy}, "legacy-events", "also emit the legacy #handle, #migrate and #tombstone frames next to the current ones (env RESERVOIR_LEGACY_EVENTS)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: reservoir serve [flags]")
 		fmt.Fprintln(stderr, "\nRuns the server: host, archive, relay and index, on the embedded store in --data.")
@@ -145,8 +152,12 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	cfg.Archive = parseBool("archive", archive)
 	cfg.AllowInsecureHosts = parseBool("allow-insecure-hosts", insecure)
 	cfg.Lenient = parseBool("lenient", lenient)
+	cfg.LegacyEvents = parseBool("legacy-events", legacy)
 	if boolErr != nil {
 		return nil, boolErr
+	}
+	if cfg.CrawlAuth != "public" && cfg.CrawlAuth != "admin" {
+		return nil, fmt.Errorf("serve: --crawl-auth: %q is not public or admin", cfg.CrawlAuth)
 	}
 	var err error
 	if cfg.ReplayWindow, err = time.ParseDuration(window); err != nil || cfg.ReplayWindow <= 0 {
@@ -245,7 +256,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 	h := host.New(host.Options{
 		DB:        db,
 		Repos:     repos,
-		DIDs:      plcDIDs{client: &plc.Client{BaseURL: plcURL}},
+		DIDs:      &plc.Client{BaseURL: plcURL},
 		PublicURL: publicURL,
 		Logger:    logger.With("component", "host"),
 		Blobs:     &store.FSBlobs{Dir: filepath.Join(cfg.Data, "blobs")},
@@ -268,7 +279,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		return err
 	}
 	defer stopRelay() // before fh.Close and db.Close: the ingest writes through both
-	rl := api.NewRelay(api.RelayOptions{Hosts: hosts, Auth: auth})
+	rl := api.NewRelay(api.RelayOptions{Hosts: hosts, Auth: auth, AdminCrawlOnly: cfg.CrawlAuth == "admin"})
 	rl.Register(srv)
 	mux := http.NewServeMux()
 	mux.Handle(xrpc.PathPrefix, srv)
@@ -330,7 +341,7 @@ func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL s
 	}
 	var mgr *relay.Manager // set before Start, so before any frame is submitted
 	in, err := relay.NewIngest(relay.IngestOptions{
-		DB: db, Repos: repos, Identity: ids, Lenient: cfg.Lenient, AllowInsecure: cfg.AllowInsecureHosts,
+		DB: db, Repos: repos, Identity: ids, Lenient: cfg.Lenient, AllowInsecure: cfg.AllowInsecureHosts, LegacyEvents: cfg.LegacyEvents,
 		OnDone:              func(hostname string, seq int64) { mgr.Done(hostname, seq) },
 		SweepDesynchronized: true,
 		Logger:              logger.With("component", "ingest"),
@@ -390,22 +401,4 @@ func (t hostTokens) AccountForToken(ctx context.Context, token string) (string, 
 		return "", xrpc.ErrInvalidToken
 	}
 	return did, err
-}
-
-// plcDIDs registers the DIDs of new hosted accounts in a did:plc directory.
-type plcDIDs struct{ client *plc.Client }
-
-func (p plcDIDs) CreateDID(ctx context.Context, handle string, signingKey, rotationKey atcrypto.PrivateKey, endpoint string) (string, error) {
-	signPub, err := signingKey.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	rotPub, err := rotationKey.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	did, _, err := p.client.CreateAccount(ctx, plc.Account{
-		Handle: syntax.Handle(handle), Endpoint: endpoint, SigningKey: signPub, RotationKeys: []atcrypto.PublicKey{rotPub},
-	}, rotationKey)
-	return string(did), err
 }
