@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
+	"github.com/reservoir-atproto/reservoir/sigverify"
 )
 
 // Version is the repository format version this package writes.
@@ -72,10 +73,11 @@ func (c *Commit) Sign(key atcrypto.PrivateKey) error {
 	return nil
 }
 
-// VerifySignature checks Sig against key. atcrypto refuses high-S and
-// non-64-byte (DER) signatures.
+// VerifySignature checks Sig against key, refusing high-S and non-64-byte
+// (DER) signatures. It makes atcrypto's decisions; K-256 keys are checked
+// by libsecp256k1 in cgo builds (see package sigverify).
 func (c *Commit) VerifySignature(key atcrypto.PublicKey) error {
-	if err := key.HashAndVerify(c.UnsignedBytes(), c.Sig); err != nil {
+	if err := sigverify.Verify(key, c.UnsignedBytes(), c.Sig); err != nil {
 		return fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	return nil
