@@ -11,7 +11,10 @@
 // store's committer, when the seq is known (see store.FrameEncoder); every
 // later send, live or replayed, copies those bytes. Nothing is re-encoded.
 // #info and error frames are made per connection (InfoFrame, ErrorFrame):
-// they have no seq and are never stored.
+// they have no seq and are never stored. The legacy #handle, #migrate and
+// #tombstone (Handle, Migrate, Tombstone; sync-spec §1.3) are written only
+// by a relay run with --legacy-events, next to the current event they
+// duplicate; DecodeFrame reads them from older upstream hosts.
 //
 // # The log, the ring and a stream
 //

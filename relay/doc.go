@@ -87,8 +87,23 @@
 //     know becomes deactivated: never the non-standard "inactive". A
 //     deletion removes the stored repository and purges the account's
 //     earlier events, as the host did.
-//   - #handle, #migrate, #tombstone (legacy) and unknown types are counted
-//     and skipped.
+//   - legacy types from older hosts (sync-spec §1.3): #handle is handled
+//     as an #identity (purge, resolve again, store the verified handle,
+//     forward #identity); #tombstone as a deletion #account (the repository
+//     removed, earlier events purged, #account {active: false, status:
+//     deleted} forwarded); #migrate resolves the DID afresh (the event is
+//     a hint, the document the authority) and, when its PDS is another
+//     host, moves the account there (the new host's events are accepted,
+//     the old host's refused) and forwards #identity. A #migrate of an
+//     account never seen, or one whose PDS did not change, is counted
+//     (outcome "legacy") and skipped.
+//   - unknown types are counted and skipped, never fatal.
+//
+// With IngestOptions.LegacyEvents (--legacy-events) the legacy frames are
+// also emitted, each with its own seq, right after the current one: a
+// #handle after each #identity that carries a handle, a #tombstone after
+// each deletion #account, a #migrate (then a #handle) after the #identity
+// of an account that moved. Events of hosted accounts are not affected.
 //
 // Metrics: relay_ingest_events_total{type, outcome},
 // relay_ingest_verify_failures_total{check}, relay_ingest_resyncs_total
