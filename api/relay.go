@@ -197,30 +197,41 @@ func viewHost(h relay.HostInfo) hostView {
 // listHosts pages through the hosts in first-seen order; the cursor is the
 // last host's id.
 func (rl *Relay) listHosts(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
+	page, cursor, err := rl.hostPage(r)
 	if err != nil {
 		return err
 	}
-	limit, err := p.Int("limit", 200, 1, 1000)
-	if err != nil {
-		return err
-	}
-	after, err := uidCursor(p)
-	if err != nil {
-		return err
-	}
-	page := rl.hosts.Hosts(after, int(limit))
 	out := struct {
 		Cursor string     `json:"cursor,omitempty"`
 		Hosts  []hostView `json:"hosts"`
-	}{Hosts: make([]hostView, 0, len(page))}
+	}{Cursor: cursor, Hosts: make([]hostView, 0, len(page))}
 	for _, h := range page {
 		out.Hosts = append(out.Hosts, viewHost(h))
 	}
-	if int64(len(page)) == limit {
-		out.Cursor = strconv.FormatUint(page[len(page)-1].ID, 10)
-	}
 	return xrpc.WriteJSON(w, http.StatusOK, out)
+}
+
+// hostPage reads limit (1..1000, default 200) and cursor (a host id) and
+// returns that page of hosts and the next cursor ("" after a short page).
+func (rl *Relay) hostPage(r *http.Request) ([]relay.HostInfo, string, error) {
+	p, err := xrpc.ParamsFrom(r)
+	if err != nil {
+		return nil, "", err
+	}
+	limit, err := p.Int("limit", 200, 1, 1000)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := uidCursor(p)
+	if err != nil {
+		return nil, "", err
+	}
+	page := rl.hosts.Hosts(after, int(limit))
+	cursor := ""
+	if int64(len(page)) == limit {
+		cursor = strconv.FormatUint(page[len(page)-1].ID, 10)
+	}
+	return page, cursor, nil
 }
 
 func (rl *Relay) getHostStatus(w http.ResponseWriter, r *http.Request) error {
@@ -336,28 +347,16 @@ func (rl *Relay) AdminHandler() xrpc.HandlerFunc {
 }
 
 func (rl *Relay) adminList(w http.ResponseWriter, r *http.Request) error {
-	p, err := xrpc.ParamsFrom(r)
+	page, cursor, err := rl.hostPage(r)
 	if err != nil {
 		return err
 	}
-	limit, err := p.Int("limit", 200, 1, 1000)
-	if err != nil {
-		return err
-	}
-	after, err := uidCursor(p)
-	if err != nil {
-		return err
-	}
-	page := rl.hosts.Hosts(after, int(limit))
 	out := struct {
 		Cursor string          `json:"cursor,omitempty"`
 		Hosts  []adminHostView `json:"hosts"`
-	}{Hosts: make([]adminHostView, 0, len(page))}
+	}{Cursor: cursor, Hosts: make([]adminHostView, 0, len(page))}
 	for _, h := range page {
 		out.Hosts = append(out.Hosts, viewAdminHost(h))
-	}
-	if int64(len(page)) == limit {
-		out.Cursor = strconv.FormatUint(page[len(page)-1].ID, 10)
 	}
 	return xrpc.WriteJSON(w, http.StatusOK, out)
 }
