@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/reservoir-atproto/reservoir/internal/netguard"
 )
 
 // newHTTPClient returns the client every request goes through: the caller's
@@ -70,20 +72,11 @@ func refuseNonPublic(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("identity: dial %s: %w", address, err)
 	}
-	if !isPublic(ap.Addr()) {
+	if !netguard.Public(ap.Addr()) {
 		return fmt.Errorf("identity: dial %s: %w", address, ErrForbiddenAddress)
 	}
 	return nil
 }
-
-// isPublic reports whether a is a globally routable unicast address.
-func isPublic(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
-}
-
-// cgnat is the shared address space of RFC 6598, private in practice.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 // limitTransport sets the User-Agent and cuts every response body at max
 // bytes: a longer body fails with ErrResponseTooLarge instead of being read

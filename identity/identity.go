@@ -12,6 +12,8 @@ import (
 	indigo "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/mr-tron/base58"
+
+	"github.com/reservoir-atproto/reservoir/internal/netguard"
 )
 
 // Identity is what a Resolver knows about one DID: the parts of its DID
@@ -129,7 +131,7 @@ func checkOrigin(raw string, allowInsecure bool) (string, error) {
 	case strings.Contains(host, "%"):
 		return "", fmt.Errorf("endpoint %q: bad host", raw)
 	case ipErr == nil:
-		if !allowInsecure && !isPublic(ip) {
+		if !allowInsecure && !netguard.Public(ip) {
 			return "", fmt.Errorf("endpoint %q: non-public address needs AllowInsecure", raw)
 		}
 		if ip.Is6() {

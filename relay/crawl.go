@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/reservoir-atproto/reservoir/internal/netguard"
 )
 
 // Errors of crawl requests and host administration. The API maps each to
@@ -160,47 +162,19 @@ func (a HostAddr) subscribeURL(cursor int64) string {
 }
 
 // publicAddr reports whether ip may be crawled without
-// --allow-insecure-hosts: not loopback, private (RFC 1918, fc00::/7),
-// link-local, multicast, unspecified, shared (100.64.0.0/10) or in
-// 0.0.0.0/8.
-func publicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	switch {
-	case !ip.IsValid(), ip.IsLoopback(), ip.IsPrivate(), ip.IsUnspecified(),
-		ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(), ip.IsMulticast():
-		return false
-	}
-	for _, p := range nonPublicPrefixes {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
-}
-
-var nonPublicPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"),
-}
+// --allow-insecure-hosts (see internal/netguard).
+func publicAddr(ip netip.Addr) bool { return netguard.Public(ip) }
 
 // guardedDialer returns a dialer that refuses non-public addresses unless
 // allowInsecure. It checks the address actually dialed, after resolution,
 // so a name that resolved to a public address at the crawl request and to
 // a private one later is still refused.
 func guardedDialer(allowInsecure bool, timeout time.Duration) *net.Dialer {
-	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	if !allowInsecure {
-		d.Control = func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("%w: %s", ErrNonPublicHost, address)
-			}
-			if !publicAddr(ap.Addr()) {
-				return fmt.Errorf("%w: %s", ErrNonPublicHost, ap.Addr())
+	d := netguard.Dialer(allowInsecure, timeout)
+	if d.Control != nil {
+		d.Control = func(network, address string, c syscall.RawConn) error {
+			if err := netguard.Control(network, address, c); err != nil {
+				return fmt.Errorf("%w: %w", ErrNonPublicHost, err)
 			}
 			return nil
 		}

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
@@ -18,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/car"
+	"github.com/reservoir-atproto/reservoir/internal/netguard"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/repostore"
@@ -347,16 +345,7 @@ func (in *Ingest) sweepDesynchronized() {
 // refuses loopback, private, link-local and other non-public addresses
 // (checked on the address dialed, after resolution) unless allowInsecure.
 func newResyncClient(allowInsecure bool) *http.Client {
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	if !allowInsecure {
-		d.Control = func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil || !publicIP(ap.Addr()) {
-				return fmt.Errorf("relay: refusing to fetch from non-public address %s", address)
-			}
-			return nil
-		}
-	}
+	d := netguard.Dialer(allowInsecure, 30*time.Second)
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = d.DialContext
 	t.Proxy = nil
@@ -372,9 +361,4 @@ func newResyncClient(allowInsecure bool) *http.Client {
 			return nil
 		},
 	}
-}
-
-func publicIP(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsValid() && ip.IsGlobalUnicast() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast()
 }
