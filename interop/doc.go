@@ -9,6 +9,11 @@
 //     interop/atproto/package.json and its committed package-lock.json,
 //     installed by scripts/interop-npm.sh interop/atproto), through the
 //     harness interop/atproto/atproto-interop.js;
+//   - the reference PDS @atproto/pds 0.4.217 (the newest release that runs
+//     on Node 20; pinned in interop/pds/package.json and its lockfile,
+//     installed by scripts/interop-npm.sh interop/pds; its better-sqlite3
+//     compiles from source on the first install, about 80 s), started by
+//     interop/pds/pds.js;
 //   - Bluesky's Go CLI goat, pinned and installed into bin/ by
 //     scripts/interop-goat.sh.
 //
@@ -36,8 +41,26 @@
 //  5. TestGoat: `goat repo inspect|ls|mst` on CARs exported from reservoir,
 //     and `goat firehose --verify-basic --verify-mst` while writes happen:
 //     no warning or error about our events.
-//  6. (A reference PDS as the upstream of a reservoir relay waits for the
-//     relay.)
+//  6. TestReferencePDSUpstream: the reference PDS, started the way its
+//     Docker entry starts it (dev mode, hostname localhost, invites off, no
+//     appview, sqlite and blobs in a temporary directory) with `reservoir
+//     plc` as its directory, is the upstream of a reservoir relay (`serve
+//     --allow-insecure-hosts`, short RESERVOIR_RELAY_* timings). One
+//     account with posts is made before the relay's requestCrawl (hostname
+//     http://127.0.0.1:PORT), a second account, posts, likes and deletes
+//     after it (through createAccount, createRecord and deleteRecord with
+//     the account's JWT). The relay must reach both accounts' heads as the
+//     PDS's getLatestCommit reports them, and getRepo from the relay must
+//     have the PDS's root and exactly its blocks (in any order); the relay
+//     must count the accounts active, the PDS as an active host, no
+//     verification failure (relay_ingest_verify_failures_total), no event
+//     with a bad outcome, and every write after the crawl applied as a
+//     commit. pds.js changes two things of the Docker entry: the PDS has no
+//     option for its listen address and listens on all interfaces, so
+//     pds.js binds it to 127.0.0.1; and with hostname localhost its public
+//     URL, which becomes the PDS endpoint in every DID document, would be
+//     http://localhost:PORT, so pds.js sets it to http://127.0.0.1:PORT,
+//     the host the relay crawls and checks events against.
 //
 // The tests fail, never skip, when node, npm or go are missing: they are
 // part of `go test ./...` and of CI. Every child process is stopped when its

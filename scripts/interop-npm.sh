@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned npm packages of an interop folder (default interop/plc;
-# interop/atproto holds the @atproto/* libraries of package interop) with
+# interop/atproto holds the @atproto/* libraries of package interop,
+# interop/pds the reference PDS, whose better-sqlite3 compiles from source) with
 # `npm ci` when its node_modules is missing or older than its
 # package-lock.json. Needs node and npm on PATH and the npm registry; nothing
 # else is fetched. Prints nothing on success when already installed.
