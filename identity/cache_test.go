@@ -319,7 +319,12 @@ func TestRefreshSigningKey(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	e := newEnv(t, Options{Timeout: timeout})
-	e.net.setBefore(func(r *http.Request) { <-r.Context().Done() })
+	// Hang until the client gives up, then hang up without an answer: a 404
+	// written after the deadline could otherwise still reach the client.
+	e.net.setBefore(func(r *http.Request) {
+		<-r.Context().Done()
+		panic(http.ErrAbortHandler)
+	})
 	start := time.Now()
 	_, err := e.r.LookupDID(context.Background(), aliceDID)
 	elapsed := time.Since(start)
