@@ -492,10 +492,7 @@ func decodeIdentity(d *dagcbor.Decoder) (*Identity, error) {
 		case "time":
 			e.Time, err = d.ReadText()
 		case "handle":
-			var null bool
-			if null, err = d.ReadNull(); err == nil && !null {
-				e.Handle, err = d.ReadText()
-			}
+			e.Handle, err = readOptionalText(d)
 		default:
 			err = d.Skip()
 		}
@@ -523,10 +520,7 @@ func decodeAccount(d *dagcbor.Decoder) (*Account, error) {
 		case "active":
 			e.Active, err = d.ReadBool()
 		case "status":
-			var null bool
-			if null, err = d.ReadNull(); err == nil && !null {
-				e.Status, err = d.ReadText()
-			}
+			e.Status, err = readOptionalText(d)
 		default:
 			err = d.Skip()
 		}
@@ -548,10 +542,7 @@ func decodeInfo(d *dagcbor.Decoder) (*Info, error) {
 		case "name":
 			e.Name, err = d.ReadText()
 		case "message":
-			var null bool
-			if null, err = d.ReadNull(); err == nil && !null {
-				e.Message, err = d.ReadText()
-			}
+			e.Message, err = readOptionalText(d)
 		default:
 			err = d.Skip()
 		}
@@ -573,10 +564,7 @@ func decodeErrorBody(d *dagcbor.Decoder) (*ErrorFrame, error) {
 		case "error":
 			e.Name, err = d.ReadText()
 		case "message":
-			var null bool
-			if null, err = d.ReadNull(); err == nil && !null {
-				e.Message, err = d.ReadText()
-			}
+			e.Message, err = readOptionalText(d)
 		default:
 			err = d.Skip()
 		}
@@ -586,4 +574,12 @@ func decodeErrorBody(d *dagcbor.Decoder) (*ErrorFrame, error) {
 		return nil, err
 	}
 	return e, f.check()
+}
+
+// readOptionalText reads a text field that may be null ("" then).
+func readOptionalText(d *dagcbor.Decoder) (string, error) {
+	if null, err := d.ReadNull(); err != nil || null {
+		return "", err
+	}
+	return d.ReadText()
 }

@@ -101,24 +101,28 @@ func root(t *testing.T) string {
 // interop/atproto. Without them the test fails: it is not optional.
 func needNode(t *testing.T) {
 	t.Helper()
-	r := root(t)
-	_, err := nodeSetup.get(func() (string, error) {
+	if _, err := nodeSetup.get(npmInstall(root(t), "interop/atproto", "the reference TypeScript implementation")); err != nil {
+		t.Fatalf("interop: %v", err)
+	}
+}
+
+// npmInstall returns the setup step that checks for node, npm and bash and
+// installs the pinned packages of dir (scripts/interop-npm.sh).
+func npmInstall(root, dir, what string) func() (string, error) {
+	return func() (string, error) {
 		for _, tool := range []string{"node", "npm", "bash"} {
 			if _, err := exec.LookPath(tool); err != nil {
-				return "", fmt.Errorf("%s is not on PATH. The interop tests need Node 20+ and npm to run the reference TypeScript implementation (interop/atproto); install them, the tests are not skipped", tool)
+				return "", fmt.Errorf("%s is not on PATH. The interop tests need Node 20+ and npm to run %s (%s); install them, the tests are not skipped", tool, what, dir)
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "bash", "scripts/interop-npm.sh", "interop/atproto")
-		cmd.Dir = r
+		cmd := exec.CommandContext(ctx, "bash", "scripts/interop-npm.sh", dir)
+		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("scripts/interop-npm.sh interop/atproto failed: %v\n%s", err, out)
+			return "", fmt.Errorf("scripts/interop-npm.sh %s failed: %v\n%s", dir, err, out)
 		}
 		return "", nil
-	})
-	if err != nil {
-		t.Fatalf("interop: %v", err)
 	}
 }
 

@@ -3,7 +3,6 @@ package interop
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -33,23 +32,7 @@ var pdsSetup once[string]
 // better-sqlite3 compiles from source on the first install).
 func needPDS(t *testing.T) {
 	t.Helper()
-	r := root(t)
-	_, err := pdsSetup.get(func() (string, error) {
-		for _, tool := range []string{"node", "npm", "bash"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				return "", fmt.Errorf("%s is not on PATH. The interop tests need Node 20+ and npm to run the reference PDS (interop/pds); install them, the tests are not skipped", tool)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "bash", "scripts/interop-npm.sh", "interop/pds")
-		cmd.Dir = r
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("scripts/interop-npm.sh interop/pds failed: %v\n%s", err, out)
-		}
-		return "", nil
-	})
-	if err != nil {
+	if _, err := pdsSetup.get(npmInstall(root(t), "interop/pds", "the reference PDS")); err != nil {
 		t.Fatalf("interop: %v", err)
 	}
 }
