@@ -1,4 +1,4 @@
-package events
+package wire
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
@@ -129,6 +130,18 @@ func TestDecodeCommitRoundTrip(t *testing.T) {
 func TestDecodeFrameRefuses(t *testing.T) {
 	good := (&Account{DID: "did:plc:a", Active: true, Time: decAt}).AppendFrame(nil, 10)
 	hdr := map[string]any{"t": "#account", "op": int64(1)}
+	commitHdr := map[string]any{"t": "#commit", "op": int64(1)}
+	commitBody := func() map[string]any {
+		return map[string]any{
+			"seq": int64(5), "rebase": false, "tooBig": false, "repo": "did:plc:abc", "commit": decC1,
+			"rev": "3l2uygzaf5v2b", "since": nil, "blocks": []byte{}, "ops": []any{}, "blobs": []any{}, "time": "t",
+		}
+	}
+	commitWithout := func(k string) map[string]any { b := commitBody(); delete(b, k); return b }
+	commitWith := func(k string, v any) map[string]any { b := commitBody(); b[k] = v; return b }
+	if _, err := DecodeFrame(rawFrame(t, commitHdr, commitBody())); err != nil {
+		t.Fatalf("the base #commit body: %v", err)
+	}
 	bodyOf := good[len(appendMessageHeader(nil, "#account")):]
 	cases := []struct {
 		name  string
@@ -148,13 +161,27 @@ func TestDecodeFrameRefuses(t *testing.T) {
 		{"missing did", rawFrame(t, hdr, map[string]any{"seq": int64(1), "time": "t", "active": true}), `"did" missing`},
 		{"bad did", rawFrame(t, hdr, map[string]any{"seq": int64(1), "did": "alice", "time": "t", "active": true}), "did"},
 		{"seq as text", rawFrame(t, hdr, map[string]any{"seq": "1", "did": "did:plc:a", "time": "t", "active": true}), "seq"},
-		{"negative seq", rawFrame(t, hdr, map[string]any{"seq": int64(-1), "did": "did:plc:a", "time": "t", "active": true}), "negative"},
+		{"seq zero", rawFrame(t, hdr, map[string]any{"seq": int64(0), "did": "did:plc:a", "time": "t", "active": true}), "seq 0 outside"},
+		{"negative seq", rawFrame(t, hdr, map[string]any{"seq": int64(-1), "did": "did:plc:a", "time": "t", "active": true}), "seq -1 outside"},
+		{"seq above 2^53-1", rawFrame(t, hdr, map[string]any{"seq": int64(1) << 53, "did": "did:plc:a", "time": "t", "active": true}), "outside 1..2^53-1"},
 		{"active as int", rawFrame(t, hdr, map[string]any{"seq": int64(1), "did": "did:plc:a", "time": "t", "active": int64(1)}), "active"},
-		{"commit op without cid", rawFrame(t, map[string]any{"t": "#commit", "op": int64(1)}, map[string]any{
-			"seq": int64(1), "repo": "did:plc:a", "rev": "r", "commit": decC1, "blocks": []byte{}, "time": "t",
-			"ops": []any{map[string]any{"action": "delete", "path": "a.b.c/1"}}}), `"cid" missing`},
-		{"commit link as bytes", rawFrame(t, map[string]any{"t": "#commit", "op": int64(1)}, map[string]any{
-			"seq": int64(1), "repo": "did:plc:a", "rev": "r", "commit": decC1.Bytes(), "blocks": []byte{}, "time": "t", "ops": []any{}}), "commit"},
+		{"account without active", rawFrame(t, hdr, map[string]any{"seq": int64(1), "did": "did:plc:a", "time": "t"}), `"active" missing`},
+		{"commit op without cid", rawFrame(t, commitHdr, commitWith("ops", []any{map[string]any{"action": "delete", "path": "a.b.c/1"}})), `ops: op 0: required field "cid" missing`},
+		{"commit link as bytes", rawFrame(t, commitHdr, commitWith("commit", decC1.Bytes())), "commit: "},
+		{"commit rev not a TID", rawFrame(t, commitHdr, commitWith("rev", "yesterday")), `rev: "yesterday" is not a TID`},
+		{"commit since not a TID", rawFrame(t, commitHdr, commitWith("since", "3lbmqhtxvhs2")), "since: "},
+		{"commit repo not a DID", rawFrame(t, commitHdr, commitWith("repo", "alice")), "repo: "},
+		{"commit blobs not links", rawFrame(t, commitHdr, commitWith("blobs", []any{"bafy"})), "blobs: "},
+		{"commit without since", rawFrame(t, commitHdr, commitWithout("since")), `"since" missing`},
+		{"commit without blobs", rawFrame(t, commitHdr, commitWithout("blobs")), `"blobs" missing`},
+		{"commit without rebase", rawFrame(t, commitHdr, commitWithout("rebase")), `"rebase" missing`},
+		{"commit without tooBig", rawFrame(t, commitHdr, commitWithout("tooBig")), `"tooBig" missing`},
+		{"sync without blocks", rawFrame(t, map[string]any{"t": "#sync", "op": int64(1)}, map[string]any{"seq": int64(1), "did": "did:plc:a", "rev": "3lbmqhtxvhs2c", "time": "t"}), `"blocks" missing`},
+		{"info without name", rawFrame(t, map[string]any{"t": "#info", "op": int64(1)}, map[string]any{"message": "x"}), `"name" missing`},
+		{"legacy handle without handle", rawFrame(t, map[string]any{"t": "#handle", "op": int64(1)}, map[string]any{"seq": int64(1), "did": "did:plc:a", "time": "t"}), `"handle" missing`},
+		{"legacy migrate without migrateTo", rawFrame(t, map[string]any{"t": "#migrate", "op": int64(1)}, map[string]any{"seq": int64(1), "did": "did:plc:a", "time": "t"}), `"migrateTo" missing`},
+		{"unknown type, bad CBOR", append(rawFrame(t, map[string]any{"t": "#new", "op": int64(1)}, map[string]any{})[:len(rawFrame(t, map[string]any{"t": "#new", "op": int64(1)}, map[string]any{}))-1],
+			0xa1, 0x61, 'x', 0xf7), "#new body"}, // {x: undefined}
 		{"error frame without error", rawFrame(t, map[string]any{"op": int64(-1)}, map[string]any{"message": "m"}), `"error" missing`},
 		{"too large", append(bytes.Clone(good), make([]byte, MaxFrameSize)...), "bytes >"},
 	}
@@ -255,4 +282,17 @@ func BenchmarkDecodeFrame(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzIsTID: IsTID accepts exactly what indigo's syntax.ParseTID accepts.
+func FuzzIsTID(f *testing.F) {
+	for _, s := range []string{"3lbmqhtxvhs2c", "2222222222222", "jzzzzzzzzzzzz", "kzzzzzzzzzzzz", "3lbmqhtxvhs2", "3lbmqhtxvhs2c\n", "3LBMQHTXVHS2C", "1111111111111", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, err := syntax.ParseTID(s)
+		if IsTID(s) != (err == nil) {
+			t.Fatalf("IsTID(%q) = %v, ParseTID: %v", s, IsTID(s), err)
+		}
+	})
 }
