@@ -44,8 +44,16 @@ type upstream struct {
 	hostname string // 127.0.0.1:port
 	keys     map[string]atcrypto.PrivateKeyExportable
 
-	gateMu  sync.Mutex
-	getRepo chan struct{} // when set, getRepo waits for it to close
+	gateMu   sync.Mutex
+	getRepo  chan struct{} // when set, getRepo waits for it to close
+	firehose http.Handler  // when set, serves subscribeRepos (a scripted firehose)
+}
+
+// serveFirehose makes the upstream serve subscribeRepos with h.
+func (u *upstream) serveFirehose(h http.Handler) {
+	u.gateMu.Lock()
+	defer u.gateMu.Unlock()
+	u.firehose = h
 }
 
 // holdGetRepo makes getRepo wait until the returned function is called.
@@ -82,10 +90,14 @@ func newUpstreamWith(t testing.TB, dids host.DIDCreator) *upstream {
 	mux.Handle(xrpc.PathPrefix, srv)
 	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.gateMu.Lock()
-		g := u.getRepo
+		g, fh := u.getRepo, u.firehose
 		u.gateMu.Unlock()
 		if g != nil && r.URL.Path == "/xrpc/com.atproto.sync.getRepo" {
 			<-g
+		}
+		if fh != nil && r.URL.Path == "/xrpc/com.atproto.sync.subscribeRepos" {
+			fh.ServeHTTP(w, r)
+			return
 		}
 		mux.ServeHTTP(w, r)
 	})
