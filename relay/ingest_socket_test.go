@@ -154,7 +154,10 @@ func TestHostileUpstreamSocket(t *testing.T) {
 		case "rev_order":
 			resign(t, ev, func(c *repo.Commit) { c.Rev = syntax.TID(h.Rev); _ = c.Sign(key) })
 		case "future_rev":
-			resign(t, ev, func(c *repo.Commit) { c.Rev = syntax.NewTIDFromTime(time.Now().Add(10*time.Minute), 0); _ = c.Sign(key) })
+			resign(t, ev, func(c *repo.Commit) {
+				c.Rev = syntax.NewTIDFromTime(time.Now().Add(10*time.Minute), 0)
+				_ = c.Sign(key)
+			})
 		case "cid_mismatch":
 			ev.Commit = dagcbor.SumCBOR([]byte{0xa0})
 		case "prevdata_mismatch":
