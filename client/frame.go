@@ -1,23 +1,20 @@
 package client
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // ErrMalformedFrame: a subscribeRepos frame that breaks the framing (two
 // strict DAG-CBOR objects, a header {t, op} and a map body, nothing after)
 // or lacks a field its lexicon type requires. A client drops the
-// connection on one (sync-spec §3.2).
-var ErrMalformedFrame = errors.New("client: malformed frame")
-
-// maxSeq is the largest seq allowed (2^53-1, sync-spec §3.3).
-const maxSeq = 1<<53 - 1
+// connection on one (sync-spec §3.2). It is wire.ErrMalformedFrame.
+var ErrMalformedFrame = wire.ErrMalformedFrame
 
 // Event is one decoded subscribeRepos frame: *Commit, *Sync, *Identity,
 // *Account, *Info, *ErrorFrame, or *Unknown (a type or op this client does
@@ -190,396 +187,39 @@ func Seq(ev Event) int64 {
 }
 
 // DecodeFrame decodes one binary websocket message of subscribeRepos
-// strictly (sync-spec §3.2): a header {t, op}, a body map of the type's
-// fields (unknown fields are validated and skipped), nothing after.
-// Byte fields (Blocks) alias frame.
+// strictly, with the server's decoder (wire.DecodeFrame: at most 5 MB, a
+// header {t, op} and a body map holding every field the lexicon requires,
+// seqs in 1..2^53-1, DIDs and TIDs checked; unknown fields are validated
+// and skipped; nothing after the body). Byte fields (Blocks) alias frame.
+// The legacy #handle, #migrate and #tombstone decode to *Unknown.
 func DecodeFrame(frame []byte) (Event, error) {
-	d := dagcbor.NewDecoder(frame)
-	op, typ, err := decodeHeader(d)
-	if err != nil {
-		return nil, malformed("header", err)
-	}
-	var ev Event
-	switch {
-	case op == -1:
-		ev, err = decodeErrorBody(d)
-	case op != 1:
-		ev, err = &Unknown{Op: op, Type: typ}, skipBody(d)
-	case typ == "#commit":
-		ev, err = decodeCommit(d)
-	case typ == "#sync":
-		ev, err = decodeSync(d)
-	case typ == "#identity":
-		ev, err = decodeIdentity(d)
-	case typ == "#account":
-		ev, err = decodeAccount(d)
-	case typ == "#info":
-		ev, err = decodeInfo(d)
-	default:
-		ev, err = &Unknown{Op: op, Type: typ}, skipBody(d)
-	}
-	if err != nil {
-		return nil, malformed(typeName(op, typ), err)
-	}
-	if err := d.Done(); err != nil {
-		return nil, malformed(typeName(op, typ), err)
-	}
-	return ev, nil
-}
-
-func typeName(op int64, typ string) string {
-	if op == -1 {
-		return "error frame"
-	}
-	return typ
-}
-
-func malformed(what string, err error) error {
-	return fmt.Errorf("%w: %s: %w", ErrMalformedFrame, what, err)
-}
-
-func decodeHeader(d *dagcbor.Decoder) (op int64, typ string, err error) {
-	var haveOp, haveT bool
-	err = decodeMap(d, func(k []byte) error {
-		var err error
-		switch string(k) {
-		case "op":
-			op, err = d.ReadInt()
-			haveOp = true
-		case "t":
-			typ, err = d.ReadText()
-			haveT = true
-		default:
-			err = d.Skip()
-		}
-		return err
-	})
-	if err != nil {
-		return 0, "", err
-	}
-	if !haveOp {
-		return 0, "", errors.New("no op")
-	}
-	if op == 1 && !haveT {
-		return 0, "", errors.New("a message header without t")
-	}
-	return op, typ, nil
-}
-
-// decodeMap reads a map, calling field for each key (in canonical order,
-// checked); field must consume the value.
-func decodeMap(d *dagcbor.Decoder, field func(k []byte) error) error {
-	n, err := d.ReadMapHeader()
-	if err != nil {
-		return err
-	}
-	var prev []byte
-	for range n {
-		k, err := d.ReadMapKey(prev)
-		if err != nil {
-			return err
-		}
-		prev = k
-		if err := field(k); err != nil {
-			return fmt.Errorf("%s: %w", k, err)
-		}
-	}
-	return nil
-}
-
-func skipBody(d *dagcbor.Decoder) error {
-	return decodeMap(d, func([]byte) error { return d.Skip() })
-}
-
-// The required fields of each body (lexicon), at most 32.
-var (
-	commitFields   = []string{"seq", "rebase", "tooBig", "repo", "commit", "rev", "since", "blocks", "ops", "blobs", "time"}
-	opFields       = []string{"action", "path", "cid"}
-	syncFields     = []string{"seq", "did", "blocks", "rev", "time"}
-	identityFields = []string{"seq", "did", "time"}
-	accountFields  = []string{"seq", "did", "time", "active"}
-	infoFields     = []string{"name"}
-	errorFields    = []string{"error"}
-)
-
-// fields tracks which required fields a body had, without allocating.
-type fields struct {
-	need []string
-	seen uint32
-}
-
-func (f *fields) mark(k []byte) {
-	for i, n := range f.need {
-		if n == string(k) {
-			f.seen |= 1 << i
-			return
-		}
-	}
-}
-
-func (f *fields) check() error {
-	for i, n := range f.need {
-		if f.seen&(1<<i) == 0 {
-			return fmt.Errorf("required field %s missing", n)
-		}
-	}
-	return nil
-}
-
-func readSeq(d *dagcbor.Decoder) (int64, error) {
-	s, err := d.ReadInt()
-	if err != nil {
-		return 0, err
-	}
-	if s < 1 || s > maxSeq {
-		return 0, fmt.Errorf("seq %d outside 1..2^53-1", s)
-	}
-	return s, nil
-}
-
-func readDID(d *dagcbor.Decoder) (syntax.DID, error) {
-	s, err := d.ReadText()
-	if err != nil {
-		return "", err
-	}
-	return syntax.ParseDID(s)
-}
-
-func readTID(d *dagcbor.Decoder) (syntax.TID, error) {
-	s, err := d.ReadText()
-	if err != nil {
-		return "", err
-	}
-	return syntax.ParseTID(s)
-}
-
-func decodeCommit(d *dagcbor.Decoder) (*Commit, error) {
-	e := &Commit{}
-	f := fields{need: commitFields}
-	err := decodeMap(d, func(k []byte) error {
-		var err error
-		f.mark(k)
-		switch string(k) {
-		case "ops":
-			e.Ops, err = decodeOps(d)
-		case "rev":
-			e.Rev, err = readTID(d)
-		case "seq":
-			e.Seq, err = readSeq(d)
-		case "repo":
-			e.Repo, err = readDID(d)
-		case "time":
-			e.Time, err = d.ReadText()
-		case "blobs":
-			err = skipCIDs(d)
-		case "since":
-			var null bool
-			if null, err = d.ReadNull(); err == nil && !null {
-				var t syntax.TID
-				t, err = readTID(d)
-				e.Since = string(t)
-			}
-		case "blocks":
-			e.Blocks, err = d.ReadBytes()
-		case "commit":
-			e.CommitCID, err = d.ReadCID()
-		case "rebase":
-			e.Rebase, err = d.ReadBool()
-		case "tooBig":
-			e.TooBig, err = d.ReadBool()
-		case "prevData":
-			e.PrevData, err = d.ReadNullableCID()
-		default:
-			err = d.Skip()
-		}
-		return err
-	})
+	ev, err := wire.DecodeFrame(frame)
 	if err != nil {
 		return nil, err
 	}
-	return e, f.check()
-}
-
-func skipCIDs(d *dagcbor.Decoder) error {
-	n, err := d.ReadArrayHeader()
-	if err != nil {
-		return err
-	}
-	for range n {
-		if _, err := d.ReadCID(); err != nil {
-			return err
+	switch e := ev.(type) {
+	case *wire.CommitEvent:
+		c := &Commit{
+			Seq: e.Seq, Repo: syntax.DID(e.Repo), Rev: syntax.TID(e.Rev), Since: e.Since,
+			CommitCID: e.Commit, PrevData: e.PrevData, Blocks: e.Blocks, Time: e.Time,
+			TooBig: e.TooBig, Rebase: e.Rebase, Ops: make([]RepoOp, len(e.Ops)),
 		}
-	}
-	return nil
-}
-
-func decodeOps(d *dagcbor.Decoder) ([]RepoOp, error) {
-	n, err := d.ReadArrayHeader()
-	if err != nil {
-		return nil, err
-	}
-	ops := make([]RepoOp, 0, min(n, 256))
-	for i := range n {
-		var op RepoOp
-		f := fields{need: opFields}
-		err := decodeMap(d, func(k []byte) error {
-			var err error
-			f.mark(k)
-			switch string(k) {
-			case "cid":
-				op.CID, err = d.ReadNullableCID()
-			case "path":
-				op.Path, err = d.ReadText()
-			case "prev":
-				op.Prev, err = d.ReadNullableCID()
-			case "action":
-				op.Action, err = d.ReadText()
-			default:
-				err = d.Skip()
-			}
-			return err
-		})
-		if err == nil {
-			err = f.check()
+		for i, op := range e.Ops {
+			c.Ops[i] = RepoOp{Action: string(op.Action), Path: op.Path, CID: op.CID, Prev: op.Prev}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("[%d]: %w", i, err)
-		}
-		ops = append(ops, op)
+		return c, nil
+	case *wire.SyncEvent:
+		return &Sync{Seq: e.Seq, DID: syntax.DID(e.DID), Rev: syntax.TID(e.Rev), Blocks: e.Blocks, Time: e.Time}, nil
+	case *wire.IdentityEvent:
+		return &Identity{Seq: e.Seq, DID: syntax.DID(e.DID), Handle: e.Handle, Time: e.Time}, nil
+	case *wire.AccountEvent:
+		return &Account{Seq: e.Seq, DID: syntax.DID(e.DID), Active: e.Active, Status: e.Status, Time: e.Time}, nil
+	case *wire.InfoEvent:
+		return &Info{Name: e.Name, Message: e.Message}, nil
+	case *wire.ErrorFrameEvent:
+		return &ErrorFrame{Name: e.Error, Message: e.Message}, nil
+	case *wire.UnknownEvent:
+		return &Unknown{Op: e.Op, Type: e.T}, nil
 	}
-	return ops, nil
-}
-
-func decodeSync(d *dagcbor.Decoder) (*Sync, error) {
-	e := &Sync{}
-	f := fields{need: syncFields}
-	err := decodeMap(d, func(k []byte) error {
-		var err error
-		f.mark(k)
-		switch string(k) {
-		case "did":
-			e.DID, err = readDID(d)
-		case "rev":
-			e.Rev, err = readTID(d)
-		case "seq":
-			e.Seq, err = readSeq(d)
-		case "time":
-			e.Time, err = d.ReadText()
-		case "blocks":
-			e.Blocks, err = d.ReadBytes()
-		default:
-			err = d.Skip()
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return e, f.check()
-}
-
-func decodeIdentity(d *dagcbor.Decoder) (*Identity, error) {
-	e := &Identity{}
-	f := fields{need: identityFields}
-	err := decodeMap(d, func(k []byte) error {
-		var err error
-		f.mark(k)
-		switch string(k) {
-		case "did":
-			e.DID, err = readDID(d)
-		case "seq":
-			e.Seq, err = readSeq(d)
-		case "time":
-			e.Time, err = d.ReadText()
-		case "handle":
-			e.Handle, err = readOptionalText(d)
-		default:
-			err = d.Skip()
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return e, f.check()
-}
-
-func decodeAccount(d *dagcbor.Decoder) (*Account, error) {
-	e := &Account{}
-	f := fields{need: accountFields}
-	err := decodeMap(d, func(k []byte) error {
-		var err error
-		f.mark(k)
-		switch string(k) {
-		case "did":
-			e.DID, err = readDID(d)
-		case "seq":
-			e.Seq, err = readSeq(d)
-		case "time":
-			e.Time, err = d.ReadText()
-		case "active":
-			e.Active, err = d.ReadBool()
-		case "status":
-			e.Status, err = readOptionalText(d)
-		default:
-			err = d.Skip()
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return e, f.check()
-}
-
-func decodeInfo(d *dagcbor.Decoder) (*Info, error) {
-	e := &Info{}
-	f := fields{need: infoFields}
-	err := decodeMap(d, func(k []byte) error {
-		var err error
-		f.mark(k)
-		switch string(k) {
-		case "name":
-			e.Name, err = d.ReadText()
-		case "message":
-			e.Message, err = readOptionalText(d)
-		default:
-			err = d.Skip()
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return e, f.check()
-}
-
-func decodeErrorBody(d *dagcbor.Decoder) (*ErrorFrame, error) {
-	e := &ErrorFrame{}
-	f := fields{need: errorFields}
-	err := decodeMap(d, func(k []byte) error {
-		var err error
-		f.mark(k)
-		switch string(k) {
-		case "error":
-			e.Name, err = d.ReadText()
-		case "message":
-			e.Message, err = readOptionalText(d)
-		default:
-			err = d.Skip()
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return e, f.check()
-}
-
-// readOptionalText reads a text field that may be null ("" then).
-func readOptionalText(d *dagcbor.Decoder) (string, error) {
-	if null, err := d.ReadNull(); err != nil || null {
-		return "", err
-	}
-	return d.ReadText()
+	return &Unknown{Op: wire.OpMessage, Type: ev.Type()}, nil // the legacy types
 }

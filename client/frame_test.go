@@ -8,6 +8,7 @@ import (
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
 	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
 )
 
@@ -79,13 +80,13 @@ func TestDecodeFramesOfTheServer(t *testing.T) {
 		want  Event
 	}{
 		{r.syncFrame(10), &Sync{Seq: 10, DID: r.did, Rev: r.head.Rev, Blocks: r.syncBlocks(), Time: testTimeString}},
-		{(&events.Identity{DID: "did:plc:abc", Handle: "alice.test", Time: testTime}).AppendFrame(nil, 11), &Identity{Seq: 11, DID: "did:plc:abc", Handle: "alice.test", Time: testTimeString}},
-		{(&events.Identity{DID: "did:plc:abc", Time: testTime}).AppendFrame(nil, 12), &Identity{Seq: 12, DID: "did:plc:abc", Time: testTimeString}},
-		{(&events.Account{DID: "did:plc:abc", Active: true, Time: testTime}).AppendFrame(nil, 13), &Account{Seq: 13, DID: "did:plc:abc", Active: true, Time: testTimeString}},
-		{(&events.Account{DID: "did:plc:abc", Status: "deleted", Time: testTime}).AppendFrame(nil, 14), &Account{Seq: 14, DID: "did:plc:abc", Status: "deleted", Time: testTimeString}},
-		{events.InfoFrame("OutdatedCursor", events.OutdatedCursorMessage), &Info{Name: "OutdatedCursor", Message: events.OutdatedCursorMessage}},
-		{events.InfoFrame("Other", ""), &Info{Name: "Other"}},
-		{events.ErrorFrame("FutureCursor", "Cursor in the future."), &ErrorFrame{Name: "FutureCursor", Message: "Cursor in the future."}},
+		{(&wire.Identity{DID: "did:plc:abc", Handle: "alice.test", Time: testTime}).AppendFrame(nil, 11), &Identity{Seq: 11, DID: "did:plc:abc", Handle: "alice.test", Time: testTimeString}},
+		{(&wire.Identity{DID: "did:plc:abc", Time: testTime}).AppendFrame(nil, 12), &Identity{Seq: 12, DID: "did:plc:abc", Time: testTimeString}},
+		{(&wire.Account{DID: "did:plc:abc", Active: true, Time: testTime}).AppendFrame(nil, 13), &Account{Seq: 13, DID: "did:plc:abc", Active: true, Time: testTimeString}},
+		{(&wire.Account{DID: "did:plc:abc", Status: "deleted", Time: testTime}).AppendFrame(nil, 14), &Account{Seq: 14, DID: "did:plc:abc", Status: "deleted", Time: testTimeString}},
+		{wire.InfoFrame("OutdatedCursor", events.OutdatedCursorMessage), &Info{Name: "OutdatedCursor", Message: events.OutdatedCursorMessage}},
+		{wire.InfoFrame("Other", ""), &Info{Name: "Other"}},
+		{wire.ErrorFrame("FutureCursor", "Cursor in the future."), &ErrorFrame{Name: "FutureCursor", Message: "Cursor in the future."}},
 	}
 	for _, tc := range cases {
 		got, err := DecodeFrame(tc.frame)
@@ -118,7 +119,8 @@ func TestDecodeFrameHandBuilt(t *testing.T) {
 		t.Errorf("commit with unknown fields: %+v %v", ev, err)
 	}
 	for _, typ := range []string{"#handle", "#tombstone", "#migrate", "#somethingElse"} {
-		ev, err := DecodeFrame(cborFrame(t, msg(typ), map[string]any{"seq": int64(1), "did": "did:plc:abc"}))
+		legacy := map[string]any{"seq": int64(1), "did": "did:plc:abc", "time": testTimeString, "handle": "a.test", "migrateTo": nil}
+		ev, err := DecodeFrame(cborFrame(t, msg(typ), legacy))
 		if u, ok := ev.(*Unknown); err != nil || !ok || u.Type != typ {
 			t.Errorf("%s: %+v %v", typ, ev, err)
 		}
@@ -185,10 +187,10 @@ func FuzzDecodeFrame(f *testing.F) {
 	res := r.commit(create("app.bsky.feed.post/3l00000000001", record(f, "x")))
 	f.Add(r.commitFrame(res, 1))
 	f.Add(r.syncFrame(2))
-	f.Add((&events.Account{DID: "did:plc:abc", Status: "deleted", Time: testTime}).AppendFrame(nil, 3))
-	f.Add((&events.Identity{DID: "did:plc:abc", Handle: "a.test", Time: testTime}).AppendFrame(nil, 4))
-	f.Add(events.InfoFrame("OutdatedCursor", "m"))
-	f.Add(events.ErrorFrame("FutureCursor", "m"))
+	f.Add((&wire.Account{DID: "did:plc:abc", Status: "deleted", Time: testTime}).AppendFrame(nil, 3))
+	f.Add((&wire.Identity{DID: "did:plc:abc", Handle: "a.test", Time: testTime}).AppendFrame(nil, 4))
+	f.Add(wire.InfoFrame("OutdatedCursor", "m"))
+	f.Add(wire.ErrorFrame("FutureCursor", "m"))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		ev, err := DecodeFrame(frame)
 		if (ev == nil) == (err == nil) {

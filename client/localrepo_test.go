@@ -11,7 +11,7 @@ import (
 
 	"github.com/reservoir-atproto/reservoir/car"
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
 )
@@ -88,7 +88,7 @@ func (r *localRepo) commit(writes ...repo.Write) *repo.CommitResult {
 // commitFrame is the #commit frame of res, as reservoir's firehose encodes
 // it.
 func (r *localRepo) commitFrame(res *repo.CommitResult, seq int64) []byte {
-	e := &events.Commit{Repo: string(r.did), Rev: string(res.Commit.Rev), Since: string(res.Since), Commit: res.CID,
+	e := &wire.Commit{Repo: string(r.did), Rev: string(res.Commit.Rev), Since: string(res.Since), Commit: res.CID,
 		PrevData: res.PrevData, Blocks: res.Slice, Ops: res.Ops, Time: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)}
 	return e.AppendFrame(nil, seq)
 }
@@ -101,7 +101,7 @@ func (r *localRepo) syncBlocks() []byte {
 
 // syncFrame is a #sync frame of the current commit.
 func (r *localRepo) syncFrame(seq int64) []byte {
-	e := &events.Sync{DID: string(r.did), Rev: string(r.head.Rev), Blocks: r.syncBlocks(), Time: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)}
+	e := &wire.Sync{DID: string(r.did), Rev: string(r.head.Rev), Blocks: r.syncBlocks(), Time: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)}
 	return e.AppendFrame(nil, seq)
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/gorilla/websocket"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
 )
 
@@ -107,9 +107,9 @@ func TestSubscriberResumes(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 			conn.UnderlyingConn().Close() // no close frame
 		case 1:
-			send(conn, frames[3], frames[4], frames[5], events.InfoFrame("OutdatedCursor", "old"),
-				cborFrame(t, map[string]any{"t": "#tombstone", "op": int64(1)}, map[string]any{"seq": int64(6), "did": "did:plc:x"}),
-				frames[6], frames[7], events.ErrorFrame("ConsumerTooSlow", "too slow"))
+			send(conn, frames[3], frames[4], frames[5], wire.InfoFrame("OutdatedCursor", "old"),
+				cborFrame(t, map[string]any{"t": "#tombstone", "op": int64(1)}, map[string]any{"seq": int64(6), "did": "did:plc:x", "time": testTimeString}),
+				frames[6], frames[7], wire.ErrorFrame("ConsumerTooSlow", "too slow"))
 			waitClosed(conn)
 		default:
 			send(conn, frames[8], frames[9], frames[10])
@@ -168,7 +168,7 @@ func TestSubscriberResumes(t *testing.T) {
 func TestSubscriberStops(t *testing.T) {
 	t.Run("FutureCursor", func(t *testing.T) {
 		fh := newFakeFirehose(t, func(n int, _ string, conn *websocket.Conn) {
-			send(conn, events.ErrorFrame("FutureCursor", "Cursor in the future."))
+			send(conn, wire.ErrorFrame("FutureCursor", "Cursor in the future."))
 			waitClosed(conn)
 		})
 		s := fastSubscriber(fh.url)
@@ -189,7 +189,7 @@ func TestSubscriberStops(t *testing.T) {
 	})
 	t.Run("InvalidRequest frame", func(t *testing.T) {
 		fh := newFakeFirehose(t, func(n int, _ string, conn *websocket.Conn) {
-			send(conn, events.ErrorFrame("InvalidRequest", "cursor: bad"))
+			send(conn, wire.ErrorFrame("InvalidRequest", "cursor: bad"))
 			waitClosed(conn)
 		})
 		err := fastSubscriber(fh.url).Run(context.Background(), func(context.Context, Event) error { return nil })
@@ -199,7 +199,7 @@ func TestSubscriberStops(t *testing.T) {
 	})
 	t.Run("only error frames: backoff grows, then gives up", func(t *testing.T) {
 		fh := newFakeFirehose(t, func(n int, _ string, conn *websocket.Conn) {
-			send(conn, events.ErrorFrame("ConsumerTooSlow", ""))
+			send(conn, wire.ErrorFrame("ConsumerTooSlow", ""))
 			waitClosed(conn)
 		})
 		s := fastSubscriber(fh.url)
@@ -311,7 +311,7 @@ func TestSubscriberVerification(t *testing.T) {
 		alice.commitFrame(a5, 4), // continues from a4: fine again
 		bob.commitFrame(b1, 5),   // bob's key is wrong, and still wrong after a refresh
 		carol.commitFrame(c1, 6), // carol's cached key is stale; the refreshed one is right
-		(&events.Identity{DID: "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", Time: testTime}).AppendFrame(nil, 7),
+		(&wire.Identity{DID: "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", Time: testTime}).AppendFrame(nil, 7),
 		alice.syncFrame(8),
 	}
 	fh := newFakeFirehose(t, func(n int, _ string, conn *websocket.Conn) {
