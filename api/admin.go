@@ -90,7 +90,7 @@ func (a *API) setStatus(r *http.Request, did string, status store.Status) error 
 	}
 	err := a.host.SetStatus(r.Context(), did, status)
 	if errors.Is(err, host.ErrNotHosted) {
-		return xrpc.InvalidRequest("status changes of mirrored repositories come with the relay")
+		return a.setMirroredStatus(r, did, status)
 	}
 	return hostError(did, err)
 }

@@ -29,6 +29,9 @@ type Options struct {
 
 	// Firehose serves com.atproto.sync.subscribeRepos; nil answers 501.
 	Firehose *events.Firehose
+	// Mirrors changes the status of mirrored accounts (the admin's
+	// takedown routes); nil refuses them (mirror.go).
+	Mirrors MirroredStatus
 }
 
 // API serves the endpoints. It keeps no state of its own.

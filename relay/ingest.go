@@ -213,6 +213,15 @@ type queuedEvent struct {
 	seq      int64
 	ev       events.DIDEvent
 	size     int64
+	local    *localChange // not an upstream event: a change of ours (ingest_local.go)
+}
+
+// did is the account the event is about.
+func (qe *queuedEvent) did() string {
+	if qe.local != nil {
+		return qe.local.did
+	}
+	return qe.ev.EventDID()
 }
 
 // NewIngest starts an ingest's workers.
@@ -280,7 +289,7 @@ func (in *Ingest) Submit(ctx context.Context, hostname string, seq int64, frame 
 // An account waiting for a resync takes the event without waiting, within
 // the held bounds, beyond which the event is dropped.
 func (in *Ingest) enqueue(ctx context.Context, qe *queuedEvent) error {
-	did := qe.ev.EventDID()
+	did := qe.did()
 	in.mu.Lock()
 	var q *didQueue
 	for {
@@ -290,7 +299,7 @@ func (in *Ingest) enqueue(ctx context.Context, qe *queuedEvent) error {
 		}
 		q = in.queues[did]
 		if q != nil && q.resync != resyncNone {
-			if in.held >= in.opts.MaxHeldEvents || in.heldBytes+qe.size > in.opts.MaxHeldBytes {
+			if qe.local == nil && in.held >= in.opts.MaxHeldEvents || in.heldBytes+qe.size > in.opts.MaxHeldBytes {
 				in.mu.Unlock()
 				in.m.event(typeLabel(qe.ev), outcomeDroppedHeld)
 				in.opts.OnDone(qe.hostname, qe.seq)
@@ -439,6 +448,10 @@ func (in *Ingest) drainedLocked() bool { return in.closing && in.queued == 0 && 
 
 // process handles one event and reports it done.
 func (in *Ingest) process(qe *queuedEvent) {
+	if qe.local != nil {
+		in.runLocal(qe.local)
+		return
+	}
 	start := time.Now()
 	outcome := in.handle(qe)
 	in.m.event(typeLabel(qe.ev), outcome)

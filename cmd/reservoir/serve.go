@@ -272,13 +272,13 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		Version: buildVersion(),
 		Health:  db.Healthy,
 	})
-	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger, Firehose: fh})
-	a.Register(srv)
-	hosts, stopRelay, err := startRelay(cfg, db, repos, plcURL, reg, logger)
+	hosts, ingest, stopRelay, err := startRelay(cfg, db, repos, plcURL, reg, logger)
 	if err != nil {
 		return err
 	}
 	defer stopRelay() // before fh.Close and db.Close: the ingest writes through both
+	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger, Firehose: fh, Mirrors: ingest})
+	a.Register(srv)
 	rl := api.NewRelay(api.RelayOptions{Hosts: hosts, Auth: auth, AdminCrawlOnly: cfg.CrawlAuth == "admin"})
 	rl.Register(srv)
 	mux := http.NewServeMux()
@@ -331,13 +331,13 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 // the one submitting frames to the other and told by it when each is done.
 // stop ends the subscriptions, drains the ingest and stores the final
 // cursors, in that order.
-func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL string, reg prometheus.Registerer, logger *slog.Logger) (*relay.Manager, func(), error) {
+func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL string, reg prometheus.Registerer, logger *slog.Logger) (*relay.Manager, *relay.Ingest, func(), error) {
 	if !cfg.Archive {
 		logger.Warn("--archive=false (a lean relay) is not supported yet: mirrored repositories are archived")
 	}
 	ids, err := identity.New(identity.Options{PLCURL: plcURL, AllowInsecure: cfg.AllowInsecureHosts, Logger: logger.With("component", "identity")})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var mgr *relay.Manager // set before Start, so before any frame is submitted
 	in, err := relay.NewIngest(relay.IngestOptions{
@@ -348,7 +348,7 @@ func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL s
 		Registerer:          reg,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	t := cfg.Relay
 	mgr, err = relay.NewManager(relay.ManagerOptions{
@@ -362,7 +362,7 @@ func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL s
 	}
 	if err != nil {
 		in.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	stop := func() {
 		mgr.Stop()
@@ -371,7 +371,7 @@ func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL s
 			logger.Warn("relay: storing the final cursors", "err", err)
 		}
 	}
-	return mgr, stop, nil
+	return mgr, in, stop, nil
 }
 
 // collectBlobs removes unreferenced blobs every few minutes until ctx ends.
