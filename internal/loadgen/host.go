@@ -78,8 +78,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// Hostname is the host's name as relays crawl it: 127.0.0.1:PORT.
-func (h *Host) Hostname() string { return h.ln.Addr().String() }
+// Hostname is the host's name as relays crawl it: localhost:PORT (indigo's
+// relay takes no IP address as a PDS hostname, and a port only on
+// localhost). It listens on 127.0.0.1 only.
+func (h *Host) Hostname() string { return fmt.Sprintf("localhost:%d", h.ln.Addr().(*net.TCPAddr).Port) }
 
 // URL is the host's service root, the PDS endpoint of its accounts.
 func (h *Host) URL() string { return "http://" + h.Hostname() }

@@ -1,0 +1,9 @@
+package main
+
+import "context"
+
+func runFanout(ctx context.Context, e *benchEnv, args []string) error  { return nil }
+func runReplay(ctx context.Context, e *benchEnv, args []string) error  { return nil }
+func runGetRepo(ctx context.Context, e *benchEnv, args []string) error { return nil }
+func runImport(ctx context.Context, e *benchEnv, args []string) error  { return nil }
+func runRSS(ctx context.Context, e *benchEnv, args []string) error     { return nil }
