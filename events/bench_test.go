@@ -22,6 +22,8 @@ import (
 	"github.com/reservoir-atproto/reservoir/dagcbor"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // Benchmarks (numbers in BENCHMARKS.md):
@@ -40,7 +42,7 @@ func commitLike(rng *rand.Rand, did string, size int) store.FrameEncoder {
 	blocks := make([]byte, max(size-330, 1))
 	rng.Read(blocks)
 	c := dagcbor.SumCBOR(blocks)
-	ev := &Commit{
+	ev := &wire.Commit{
 		Repo: did, Rev: "3lbmqhtxvhs2c", Since: "3lbmqhtxvhs2b", Commit: c, PrevData: c, Blocks: blocks,
 		Ops:  []repo.Op{{Action: repo.ActionCreate, Path: "app.bsky.feed.post/3lbmqhtxvhs2c", CID: c}},
 		Time: time.Now(),
@@ -356,7 +358,7 @@ func BenchmarkFanout(b *testing.B) {
 			for range due {
 				c.Events = append(c.Events, func(buf []byte, seq int64) []byte {
 					h := fmt.Sprintf("t%019d.test", time.Now().UnixNano())
-					return (&Identity{DID: "did:plc:fanout", Handle: h, Time: time.Unix(0, 0)}).AppendFrame(buf, seq)
+					return (&wire.Identity{DID: "did:plc:fanout", Handle: h, Time: time.Unix(0, 0)}).AppendFrame(buf, seq)
 				})
 			}
 			if _, err := l.db.Apply(context.Background(), c); err != nil {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // Errors of opening and following a subscription.
@@ -26,7 +28,7 @@ var (
 )
 
 // MaxSeq is the largest seq the protocol allows (2^53-1, sync-spec §3.3).
-const MaxSeq = 1<<53 - 1
+const MaxSeq = wire.MaxSeq
 
 // Cursor is where a subscription starts.
 type Cursor struct {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
 	"github.com/reservoir-atproto/reservoir/internal/lexcheck"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 var cursorTable = []struct {
@@ -82,7 +84,7 @@ func FuzzParseCursor(f *testing.F) {
 // TestInfoFrameIsTheLexiconShape: the #info frame a stream sends for an
 // outdated cursor, against com.atproto.sync.subscribeRepos#info.
 func TestInfoFrameIsTheLexiconShape(t *testing.T) {
-	h, b := decodeFrame(t, InfoFrame("OutdatedCursor", OutdatedCursorMessage), 0)
+	h, b := decodeFrame(t, wire.InfoFrame("OutdatedCursor", OutdatedCursorMessage), 0)
 	if h["t"] != "#info" || h["op"] != int64(1) {
 		t.Fatalf("header %v", h)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/reservoir-atproto/reservoir/store"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // Log is the durable event log a firehose replays from. *store.DB is one.
@@ -165,7 +167,7 @@ func (f *Firehose) Open(c Cursor) (*Stream, error) {
 	default:
 		return s, nil
 	}
-	s.info = InfoFrame("OutdatedCursor", OutdatedCursorMessage)
+	s.info = wire.InfoFrame("OutdatedCursor", OutdatedCursorMessage)
 	return s, nil
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
 	"github.com/reservoir-atproto/reservoir/store"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // clock is a settable clock shared by the store and the firehose.
@@ -94,7 +96,7 @@ func (l *testLog) account(did string) uint64 {
 	now := l.clock.Now()
 	res, err := l.db.Apply(context.Background(), &store.Change{
 		Account: &store.Account{DID: did, CreatedAt: now},
-		Events:  []store.FrameEncoder{(&Identity{DID: did, Handle: "new.test", Time: now}).AppendFrame},
+		Events:  []store.FrameEncoder{(&wire.Identity{DID: did, Handle: "new.test", Time: now}).AppendFrame},
 	})
 	if err != nil {
 		l.t.Fatal(err)
@@ -134,7 +136,7 @@ func (l *testLog) emitSized(uid uint64, did string, n, pad int) []int64 {
 		if pad > len(h) {
 			h = strings.Repeat("x", pad-len(h)) + h
 		}
-		c.Events = append(c.Events, (&Identity{DID: did, Handle: h, Time: now}).AppendFrame)
+		c.Events = append(c.Events, (&wire.Identity{DID: did, Handle: h, Time: now}).AppendFrame)
 	}
 	res, err := l.db.Apply(context.Background(), c)
 	if err != nil {
@@ -163,7 +165,7 @@ func (l *testLog) accountStatus(uid uint64, did string, status store.Status, pur
 		}
 		c.Delete, c.PurgeEvents = true, seqs
 	}
-	c.Events = []store.FrameEncoder{(&Account{DID: did, Active: status.Active(), Status: string(status), Time: l.clock.Now()}).AppendFrame}
+	c.Events = []store.FrameEncoder{(&wire.Account{DID: did, Active: status.Active(), Status: string(status), Time: l.clock.Now()}).AppendFrame}
 	res, err := l.db.Apply(context.Background(), c)
 	if err != nil {
 		l.t.Fatal(err)

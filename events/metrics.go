@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // Metrics counts the firehose. Create it with NewMetrics and pass it in
@@ -48,10 +50,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}, []string{"source"})
 	m := &Metrics{
 		events: map[string]prometheus.Counter{
-			TypeCommit:   events.WithLabelValues("commit"),
-			TypeSync:     events.WithLabelValues("sync"),
-			TypeIdentity: events.WithLabelValues("identity"),
-			TypeAccount:  events.WithLabelValues("account"),
+			wire.TypeCommit:   events.WithLabelValues("commit"),
+			wire.TypeSync:     events.WithLabelValues("sync"),
+			wire.TypeIdentity: events.WithLabelValues("identity"),
+			wire.TypeAccount:  events.WithLabelValues("account"),
 		},
 		other:     events.WithLabelValues("other"),
 		fromRing:  frames.WithLabelValues("ring"),

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/reservoir-atproto/reservoir/store"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // RingOptions configures NewRing. Zero values take the defaults.
@@ -87,9 +89,9 @@ func (r *Ring) Publish(evs []store.CommittedEvent) {
 		off := len(slab)
 		slab = append(slab, ev.Frame...)
 		add[i] = ringEntry{seq: ev.Seq, uid: ev.UID, time: ev.Time, frame: slab[off:len(slab):len(slab)]}
-		typ := FrameType(ev.Frame)
+		typ := wire.FrameType(ev.Frame)
 		r.metrics.published(typ)
-		account[i] = typ == TypeAccount
+		account[i] = typ == wire.TypeAccount
 	}
 
 	r.mu.Lock()

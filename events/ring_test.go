@@ -8,15 +8,17 @@ import (
 	"time"
 
 	"github.com/reservoir-atproto/reservoir/store"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // identityFrame is a small real frame; n varies its size.
 func identityFrame(seq int64, n int) []byte {
-	return (&Identity{DID: "did:plc:ring", Handle: fmt.Sprintf("%0*d.test", n+4, seq), Time: time.Unix(0, 0)}).AppendFrame(nil, seq)
+	return (&wire.Identity{DID: "did:plc:ring", Handle: fmt.Sprintf("%0*d.test", n+4, seq), Time: time.Unix(0, 0)}).AppendFrame(nil, seq)
 }
 
 func deletedFrame(seq int64) []byte {
-	return (&Account{DID: "did:plc:ring", Status: "deleted", Time: time.Unix(0, 0)}).AppendFrame(nil, seq)
+	return (&wire.Account{DID: "did:plc:ring", Status: "deleted", Time: time.Unix(0, 0)}).AppendFrame(nil, seq)
 }
 
 func TestRingBoundsAndBase(t *testing.T) {
@@ -218,7 +220,7 @@ func TestRingAgainstModel(t *testing.T) {
 					model = model[1:]
 				}
 				model = append(model, ev{seq: g.Seq, uid: g.UID, frame: g.Frame})
-				if FrameType(g.Frame) == TypeAccount {
+				if wire.FrameType(g.Frame) == wire.TypeAccount {
 					for i := range model {
 						if model[i].uid == g.UID && model[i].seq < g.Seq && !model[i].purged {
 							model[i].check = true

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/reservoir-atproto/reservoir/store"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 func TestReplayFromZeroIsTheStoreLog(t *testing.T) {
@@ -130,7 +132,7 @@ func TestOutdatedCursorThenOldestKept(t *testing.T) {
 	}
 	s, _ = l.fh.Open(AtSeq(3))
 	frames, _, _ := s.Poll()
-	if len(frames) != 1 || FrameType(frames[0].Data) != TypeInfo || s.Position() != 15 {
+	if len(frames) != 1 || wire.FrameType(frames[0].Data) != wire.TypeInfo || s.Position() != 15 {
 		t.Fatalf("empty log, cursor 3: %d frames, position %d", len(frames), s.Position())
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // Why a subscriber's connection ended: the values of the reason label of
@@ -91,7 +93,7 @@ func (f *Firehose) ServeWebSocket(w http.ResponseWriter, r *http.Request, c Curs
 	}
 	s.ws = ws
 	if openErr != nil {
-		s.conn.finish(closePolicy, "FutureCursor", ErrorFrame("FutureCursor", "Cursor in the future."))
+		s.conn.finish(closePolicy, "FutureCursor", wire.ErrorFrame("FutureCursor", "Cursor in the future."))
 		f.metrics.disconnected(ReasonFutureCursor)
 		return nil
 	}
@@ -188,7 +190,7 @@ func (s *subscriber) writeLoop() string {
 		frames, wake, err := s.stream.Poll()
 		if err != nil {
 			if errors.Is(err, ErrConsumerTooSlow) {
-				s.conn.finish(closePolicy, "ConsumerTooSlow", ErrorFrame("ConsumerTooSlow", "Stream consumer too slow: its position left the replay window"))
+				s.conn.finish(closePolicy, "ConsumerTooSlow", wire.ErrorFrame("ConsumerTooSlow", "Stream consumer too slow: its position left the replay window"))
 				return ReasonExpired
 			}
 			f.log.Error("subscribeRepos: reading the log", "err", err)
@@ -256,7 +258,7 @@ func (s *subscriber) writeFailed(err error) string {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		s.conn.finish(closePolicy, "ConsumerTooSlow", ErrorFrame("ConsumerTooSlow", "Stream consumer too slow: the socket accepted nothing for too long"))
+		s.conn.finish(closePolicy, "ConsumerTooSlow", wire.ErrorFrame("ConsumerTooSlow", "Stream consumer too slow: the socket accepted nothing for too long"))
 		return ReasonWriteTimeout
 	}
 	return ReasonWriteError

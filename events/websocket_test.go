@@ -14,6 +14,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
+
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // value reads a counter or gauge (-1 if it cannot).
@@ -92,7 +94,7 @@ func TestWebsocketReplayThenLive(t *testing.T) {
 		t.Errorf("frames by source: store %v ring %v; the replay should have used both",
 			value(m.fromStore), value(m.fromRing))
 	}
-	if got := value(m.events[TypeIdentity]); got != float64(len(want)+3) {
+	if got := value(m.events[wire.TypeIdentity]); got != float64(len(want)+3) {
 		t.Errorf("firehose_events_total{identity} = %v, want %d", got, len(want)+3)
 	}
 	if got := value(m.subscribers); got != 2 {
