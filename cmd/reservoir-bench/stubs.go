@@ -2,7 +2,6 @@ package main
 
 import "context"
 
-func runFanout(ctx context.Context, e *benchEnv, args []string) error  { return nil }
 func runReplay(ctx context.Context, e *benchEnv, args []string) error  { return nil }
 func runGetRepo(ctx context.Context, e *benchEnv, args []string) error { return nil }
 func runImport(ctx context.Context, e *benchEnv, args []string) error  { return nil }
