@@ -180,6 +180,8 @@ type Manager struct {
 	started bool
 	stopped bool
 
+	discover *discoverer // hosts named by DID documents (hosts_discover.go)
+
 	// persist serializes host writes, so a snapshot taken later is never
 	// overwritten by one taken earlier.
 	persist sync.Mutex
@@ -219,7 +221,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	mgr := &Manager{opts: o, db: o.DB, log: o.Logger, metrics: m, hosts: map[string]*hostState{}}
+	mgr := &Manager{opts: o, db: o.DB, log: o.Logger, metrics: m, hosts: map[string]*hostState{}, discover: newDiscoverer()}
 	mgr.ctx, mgr.cancel = context.WithCancel(context.Background())
 	m.watch(mgr)
 	return mgr, nil
@@ -253,9 +255,10 @@ func (m *Manager) Start() error {
 			}
 		}
 	}
-	m.loops.Add(2)
+	m.loops.Add(3)
 	go m.flushLoop()
 	go m.recountLoop()
+	go m.discoverLoop()
 	return nil
 }
 

@@ -94,6 +94,11 @@ type IngestOptions struct {
 	// each deletion #account, a #migrate next to the #identity of an
 	// account that moved hosts. Each takes its own seq.
 	LegacyEvents bool
+	// DiscoverHost, when set, is told the PDS endpoint a mirrored
+	// account's DID document names when it is not the host the account's
+	// events came from (the account moved): the Manager's Discover, which
+	// crawls that host as a requestCrawl would. It must not block.
+	DiscoverHost func(endpoint string)
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are kept but not exported
@@ -142,6 +147,9 @@ func (o IngestOptions) withDefaults() (IngestOptions, error) {
 	}
 	if o.OnDone == nil {
 		o.OnDone = func(string, int64) {}
+	}
+	if o.DiscoverHost == nil {
+		o.DiscoverHost = func(string) {}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -90,9 +90,20 @@ func (in *Ingest) checkHost(ctx context.Context, did, hostname string) (*identit
 		return nil, fmt.Errorf("%w: %s has no PDS endpoint", errIdentity, did)
 	}
 	if !sameHost(id.PDSEndpoint, hostname) {
+		in.discoverPDS(did, id.PDSEndpoint)
 		return nil, fmt.Errorf("%w: %s is hosted at %s, not %s", errWrongHost, did, id.PDSEndpoint, hostname)
 	}
 	return id, nil
+}
+
+// discoverPDS tells the host side of the PDS a mirrored account's DID
+// document names, when the account's events come from elsewhere: it moved
+// to a host we may not crawl yet. Only accounts we mirror count, so that a
+// host cannot make us crawl hosts by naming DIDs it does not serve.
+func (in *Ingest) discoverPDS(did, endpoint string) {
+	if a, err := in.account(did); err == nil && a != nil && !a.Hosted && a.Status != store.StatusDeleted {
+		in.opts.DiscoverHost(endpoint)
+	}
 }
 
 // endpointHost is the host (and port, unless the scheme's default) of a PDS
@@ -330,6 +341,7 @@ func (in *Ingest) handleMigrate(ctx context.Context, hostname string, a *store.A
 		in.log.Info("#migrate: the new PDS is not a host we crawl", "did", ev.DID, "pds", id.PDSEndpoint, "err", err)
 		return outcomeIdentity
 	}
+	in.opts.DiscoverHost(id.PDSEndpoint)
 	c := &store.Change{UID: a.UID, Account: a, OldHandle: a.Handle}
 	a.Handle, a.Host = verifiedHandle(id), to
 	now := in.opts.Now()

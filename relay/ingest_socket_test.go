@@ -30,7 +30,9 @@ type socketRelay struct {
 	reg    *prometheus.Registry
 }
 
-func newSocketRelay(t *testing.T, ident relay.IdentityResolver, tweak func(*relay.IngestOptions, *relay.ManagerOptions)) *socketRelay {
+// With backfill, the ingest backfills new hosts. The ingest reports the
+// hosts DID documents name to the manager (Discover), as serve wires it.
+func newSocketRelay(t *testing.T, ident relay.IdentityResolver, backfill bool, tweak func(*relay.IngestOptions, *relay.ManagerOptions)) *socketRelay {
 	t.Helper()
 	db, err := store.Open(store.Options{InMemory: true, GCInterval: -1})
 	if err != nil {
@@ -42,7 +44,8 @@ func newSocketRelay(t *testing.T, ident relay.IdentityResolver, tweak func(*rela
 		DB: db, Repos: &repostore.Repos{DB: db}, Identity: ident, Workers: 4,
 		AllowInsecure: true, Registerer: r.reg,
 		ResyncBackoff: time.Millisecond, MaxResyncBackoff: 10 * time.Millisecond,
-		OnDone: func(hostname string, seq int64) { mgr.Load().Done(hostname, seq) },
+		OnDone:       func(hostname string, seq int64) { mgr.Load().Done(hostname, seq) },
+		DiscoverHost: func(endpoint string) { mgr.Load().Discover(endpoint) },
 	}
 	mo := relay.ManagerOptions{
 		DB: db, AllowInsecure: true, Registerer: r.reg,
@@ -56,6 +59,9 @@ func newSocketRelay(t *testing.T, ident relay.IdentityResolver, tweak func(*rela
 		t.Fatal(err)
 	}
 	mo.Submitter = r.ingest
+	if backfill {
+		mo.Backfiller = r.ingest
+	}
 	if r.mgr, err = relay.NewManager(mo); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +107,7 @@ func TestHostileUpstreamSocket(t *testing.T) {
 	up := newUpstream(t)
 	fh := newScriptedFirehose()
 	up.serveFirehose(fh)
-	r := newSocketRelay(t, ident, func(_ *relay.IngestOptions, mo *relay.ManagerOptions) {
+	r := newSocketRelay(t, ident, false, func(_ *relay.IngestOptions, mo *relay.ManagerOptions) {
 		mo.MaxFrameBytes = 3_000_000 // above "blocks too large" (2 MB of blocks), below the oversize frame
 	})
 

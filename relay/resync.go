@@ -249,6 +249,9 @@ func (in *Ingest) resync(ctx context.Context, did, hostname string) (err error) 
 	if local := localStatus(a); local == store.StatusDesynchronized {
 		a.Status = combineStatus(store.StatusActive, a.Upstream)
 	}
+	if a.Host != pdsHost {
+		in.opts.DiscoverHost(id.PDSEndpoint) // it moved: follow its new host
+	}
 	a.Host = pdsHost
 	a.Handle = verifiedHandle(id)
 	c := &store.Change{UID: a.UID}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -339,10 +340,15 @@ func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var mgr *relay.Manager // set before Start, so before any frame is submitted
+	var mgrRef atomic.Pointer[relay.Manager] // set before Start, so before any frame is submitted
 	in, err := relay.NewIngest(relay.IngestOptions{
 		DB: db, Repos: repos, Identity: ids, Lenient: cfg.Lenient, AllowInsecure: cfg.AllowInsecureHosts, LegacyEvents: cfg.LegacyEvents,
-		OnDone:              func(hostname string, seq int64) { mgr.Done(hostname, seq) },
+		OnDone: func(hostname string, seq int64) { mgrRef.Load().Done(hostname, seq) },
+		DiscoverHost: func(endpoint string) { // a resync of the start-up sweep may come first
+			if m := mgrRef.Load(); m != nil {
+				m.Discover(endpoint)
+			}
+		},
 		SweepDesynchronized: true,
 		Logger:              logger.With("component", "ingest"),
 		Registerer:          reg,
@@ -351,13 +357,14 @@ func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL s
 		return nil, nil, nil, err
 	}
 	t := cfg.Relay
-	mgr, err = relay.NewManager(relay.ManagerOptions{
+	mgr, err := relay.NewManager(relay.ManagerOptions{
 		DB: db, Submitter: in, Backfiller: in, AllowInsecure: cfg.AllowInsecureHosts,
 		MinBackoff: t.MinBackoff, MaxBackoff: t.MaxBackoff, OfflineAfter: t.OfflineAfter, OfflineRetry: t.OfflineRetry,
 		RecountInterval: t.RecountInterval, FlushInterval: t.FlushInterval,
 		Logger: logger.With("component", "relay"), Registerer: reg,
 	})
 	if err == nil {
+		mgrRef.Store(mgr)
 		err = mgr.Start()
 	}
 	if err != nil {
