@@ -7,7 +7,7 @@
 //
 // The host side (subscriptions, one per upstream host) hands every frame it
 // reads to Ingest.Submit with the host's name and the frame's seq. The
-// ingest decodes it strictly (events.DecodeFrame) and queues it behind the
+// ingest decodes it strictly (wire.DecodeFrame) and queues it behind the
 // earlier events of the same account. Workers (IngestOptions.Workers) take
 // one runnable account at a time, process its first event, and put the
 // account back at the end of the line if it has more: the events of one

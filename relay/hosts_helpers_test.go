@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/store"
 )
 
@@ -110,7 +110,7 @@ func (u *fakeUpstream) add(n int) {
 	defer u.mu.Unlock()
 	for range n {
 		seq := int64(len(u.frames) + 1)
-		e := &events.Identity{DID: fmt.Sprintf("did:plc:upstream%d", seq), Time: time.Unix(0, 0)}
+		e := &wire.Identity{DID: fmt.Sprintf("did:plc:upstream%d", seq), Time: time.Unix(0, 0)}
 		u.frames = append(u.frames, e.AppendFrame(nil, seq))
 	}
 	close(u.wake)
@@ -192,7 +192,7 @@ func (u *fakeUpstream) subscribe(w http.ResponseWriter, r *http.Request) {
 		u.mu.Unlock()
 	}()
 	if future {
-		c.WriteMessage(websocket.BinaryMessage, events.ErrorFrame("FutureCursor", "Cursor in the future."))
+		c.WriteMessage(websocket.BinaryMessage, wire.ErrorFrame("FutureCursor", "Cursor in the future."))
 		return
 	}
 	gone := make(chan struct{})

@@ -10,7 +10,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repo"
@@ -69,10 +69,10 @@ func TestIngestSync(t *testing.T) {
 	m.idle() // the resync is over: LastSeq counts its #sync
 	sameRepo(t, up.db, m.db, did)
 	log := decodeLog(t, m.db, ourMark)
-	if len(log) != 1 || log[0].ev.Type() != events.TypeSync {
+	if len(log) != 1 || log[0].ev.Type() != wire.TypeSync {
 		t.Fatalf("after a newer #sync our log holds %d frames", len(log))
 	}
-	if _, c, err := repo.VerifySyncMessage(log[0].ev.(*events.SyncEvent).Message(), pubKeys(up)[did]); err != nil || c != head(t, up.db, did).Commit {
+	if _, c, err := repo.VerifySyncMessage(log[0].ev.(*wire.SyncEvent).Message(), pubKeys(up)[did]); err != nil || c != head(t, up.db, did).Commit {
 		t.Fatalf("our #sync: %v", err)
 	}
 	// The commits it covered, arriving late, are stale.
@@ -105,7 +105,7 @@ func TestIngestSync(t *testing.T) {
 	for _, d := range decodeLog(t, m.db, ourMark) {
 		types = append(types, d.ev.Type())
 	}
-	if len(types) != 3 || types[0] != events.TypeAccount || types[2] != events.TypeSync {
+	if len(types) != 3 || types[0] != wire.TypeAccount || types[2] != wire.TypeSync {
 		t.Fatalf("after a forged #sync: %v", types)
 	}
 }
@@ -120,8 +120,8 @@ func TestIngestIdentity(t *testing.T) {
 	})
 	ourMark := m.db.LastSeq()
 	m.submit(up.hostname,
-		frame{200, (&events.Identity{DID: did, Handle: "Alice2.TEST", Time: testTime}).AppendFrame(nil, 200)},
-		frame{201, (&events.Identity{DID: did, Handle: "mallory.test", Time: testTime}).AppendFrame(nil, 201)},
+		frame{200, (&wire.Identity{DID: did, Handle: "Alice2.TEST", Time: testTime}).AppendFrame(nil, 200)},
+		frame{201, (&wire.Identity{DID: did, Handle: "mallory.test", Time: testTime}).AppendFrame(nil, 201)},
 	)
 	m.settle()
 	if n := ident.count(ident.purges, did); n != purges+2 {
@@ -135,13 +135,13 @@ func TestIngestIdentity(t *testing.T) {
 		t.Fatalf("handle index: %q %v", d, err)
 	}
 	log := decodeLog(t, m.db, ourMark)
-	if len(log) != 2 || log[0].ev.(*events.IdentityEvent).Handle != "alice2.test" || log[1].ev.(*events.IdentityEvent).Handle != "" {
+	if len(log) != 2 || log[0].ev.(*wire.IdentityEvent).Handle != "alice2.test" || log[1].ev.(*wire.IdentityEvent).Handle != "" {
 		t.Fatalf("forwarded %+v, %+v", log[0].ev, log[1].ev)
 	}
 
 	// A handle only claimed (not verified) is not stored.
 	ident.update(did, func(id *identity.Identity) { id.Handle, id.DeclaredHandle = syntax.HandleInvalid, "bob.test" })
-	m.submit(up.hostname, frame{202, (&events.Identity{DID: did, Handle: "bob.test", Time: testTime}).AppendFrame(nil, 202)})
+	m.submit(up.hostname, frame{202, (&wire.Identity{DID: did, Handle: "bob.test", Time: testTime}).AppendFrame(nil, 202)})
 	m.settle()
 	if a, _ := m.db.Account(did); a.Handle != "" {
 		t.Fatalf("unverified handle stored: %q", a.Handle)
@@ -150,7 +150,7 @@ func TestIngestIdentity(t *testing.T) {
 		t.Fatal("the old handle is still indexed")
 	}
 	log = decodeLog(t, m.db, ourMark)
-	if h := log[len(log)-1].ev.(*events.IdentityEvent).Handle; h != "bob.test" {
+	if h := log[len(log)-1].ev.(*wire.IdentityEvent).Handle; h != "bob.test" {
 		t.Fatalf("forwarded handle %q, want the declared one", h)
 	}
 }
@@ -165,11 +165,11 @@ func TestIngestAccount(t *testing.T) {
 	seq := int64(300)
 	account := func(active bool, status string) frame {
 		seq++
-		return frame{seq, (&events.Account{DID: did, Active: active, Status: status, Time: testTime}).AppendFrame(nil, seq)}
+		return frame{seq, (&wire.Account{DID: did, Active: active, Status: status, Time: testTime}).AppendFrame(nil, seq)}
 	}
-	last := func() *events.AccountEvent {
+	last := func() *wire.AccountEvent {
 		log := decodeLog(t, m.db, 0)
-		return log[len(log)-1].ev.(*events.AccountEvent)
+		return log[len(log)-1].ev.(*wire.AccountEvent)
 	}
 	stored := func() *store.Account {
 		a, err := m.db.Account(did)
@@ -260,7 +260,7 @@ func TestIngestAccount(t *testing.T) {
 
 	// A deletion of an account never seen creates nothing.
 	ghost := newDID()
-	m.submit(up.hostname, frame{400, (&events.Account{DID: ghost, Status: "deleted", Time: testTime}).AppendFrame(nil, 400)})
+	m.submit(up.hostname, frame{400, (&wire.Account{DID: ghost, Status: "deleted", Time: testTime}).AppendFrame(nil, 400)})
 	m.settle()
 	if _, err := m.db.Account(ghost); err == nil {
 		t.Fatal("a deleted unknown account was created")
@@ -291,7 +291,7 @@ func TestIngestLateStart(t *testing.T) {
 	})
 	sameRepo(t, up.db, m.db, did)
 	log := decodeLog(t, m.db, 0)
-	if len(log) != 1 || log[0].ev.Type() != events.TypeSync { // never announced as desynchronized
+	if len(log) != 1 || log[0].ev.Type() != wire.TypeSync { // never announced as desynchronized
 		t.Fatalf("our log: %d frames", len(log))
 	}
 	mark := up.db.LastSeq()
@@ -326,7 +326,7 @@ func TestIngestBackfill(t *testing.T) {
 	if err := m.ingest.Backfill(ctx, up.hostname, did); err != nil { // nothing new: no change, no event
 		t.Fatal(err)
 	}
-	if log := decodeLog(t, m.db, 0); len(log) != 1 || log[0].ev.Type() != events.TypeSync {
+	if log := decodeLog(t, m.db, 0); len(log) != 1 || log[0].ev.Type() != wire.TypeSync {
 		t.Fatalf("our log after two backfills: %d frames", len(log))
 	}
 	if n := m.counter("relay_ingest_resyncs_total", map[string]string{"result": "unchanged"}); n != 1 {

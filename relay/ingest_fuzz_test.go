@@ -9,7 +9,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repo"
@@ -59,7 +59,7 @@ func theFuzzWorld(t testing.TB) *fuzzWorld {
 			t.Fatal(err)
 		}
 		enc := func(r *repo.CommitResult, seq int64) []byte {
-			return (&events.Commit{Repo: w.did, Rev: string(r.Commit.Rev), Since: string(r.Since), Commit: r.CID, PrevData: r.PrevData, Blocks: r.Slice, Ops: r.Ops, Time: testTime}).AppendFrame(nil, seq)
+			return (&wire.Commit{Repo: w.did, Rev: string(r.Commit.Rev), Since: string(r.Since), Commit: r.CID, PrevData: r.PrevData, Blocks: r.Slice, Ops: r.Ops, Time: testTime}).AppendFrame(nil, seq)
 		}
 		w.genesis, w.next = enc(first, 1), enc(second, 2)
 		w.nextSync = repostore.SyncEvent(w.did, second.CID, second.Commit.Bytes(), string(second.Commit.Rev), testTime)(nil, 3)
@@ -134,9 +134,9 @@ func FuzzIngestSubmit(f *testing.F) {
 	f.Add(w.next)
 	f.Add(w.nextSync)
 	f.Add(w.genesis)
-	f.Add((&events.Identity{DID: w.did, Handle: "fuzz.test", Time: testTime}).AppendFrame(nil, 4))
-	f.Add((&events.Account{DID: w.did, Active: false, Status: "deactivated", Time: testTime}).AppendFrame(nil, 5))
-	f.Add(events.InfoFrame("OutdatedCursor", ""))
+	f.Add((&wire.Identity{DID: w.did, Handle: "fuzz.test", Time: testTime}).AppendFrame(nil, 4))
+	f.Add((&wire.Account{DID: w.did, Active: false, Status: "deactivated", Time: testTime}).AppendFrame(nil, 5))
+	f.Add(wire.InfoFrame("OutdatedCursor", ""))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzState.Lock()
 		defer fuzzState.Unlock()
@@ -161,12 +161,12 @@ func FuzzIngestSubmit(f *testing.F) {
 		fm.submit(t, data)
 		for _, d := range decodeLog(t, fm.db, mark) {
 			switch ev := d.ev.(type) {
-			case *events.CommitEvent:
+			case *wire.CommitEvent:
 				prev := w.state
 				if _, err := repo.VerifyCommitMessage(ev.Message(), repo.VerifyOptions{Key: w.key, Prev: &prev}); err != nil {
 					t.Fatalf("forwarded a commit that does not verify: %v", err)
 				}
-			case *events.SyncEvent:
+			case *wire.SyncEvent:
 				t.Fatal("a #sync without a resync")
 			}
 		}

@@ -21,7 +21,7 @@ import (
 	"github.com/reservoir-atproto/reservoir/api"
 	"github.com/reservoir-atproto/reservoir/car"
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/relay"
@@ -482,14 +482,14 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 // decoded is a frame of our log, decoded.
 type decoded struct {
 	seq int64
-	ev  events.Event
+	ev  wire.Event
 }
 
 func decodeLog(t *testing.T, db *store.DB, after int64) []decoded {
 	t.Helper()
 	var out []decoded
 	for _, f := range frames(t, db, after) {
-		ev, err := events.DecodeFrame(f.bytes)
+		ev, err := wire.DecodeFrame(f.bytes)
 		if err != nil {
 			t.Fatalf("our frame %d does not decode: %v", f.seq, err)
 		}
@@ -507,7 +507,7 @@ func verifyOurCommits(t *testing.T, log []decoded, keys map[string]atcrypto.Publ
 	revs := map[string][]string{}
 	for _, d := range log {
 		switch ev := d.ev.(type) {
-		case *events.CommitEvent:
+		case *wire.CommitEvent:
 			vc, err := repo.VerifyCommitMessage(ev.Message(), repo.VerifyOptions{Key: keys[ev.Repo], Prev: state[ev.Repo]})
 			if err != nil {
 				t.Fatalf("our #commit %d (%s rev %s) does not verify: %v", d.seq, ev.Repo, ev.Rev, err)
@@ -515,7 +515,7 @@ func verifyOurCommits(t *testing.T, log []decoded, keys map[string]atcrypto.Publ
 			s := vc.State()
 			state[ev.Repo] = &s
 			revs[ev.Repo] = append(revs[ev.Repo], ev.Rev)
-		case *events.SyncEvent:
+		case *wire.SyncEvent:
 			c, _, err := repo.VerifySyncMessage(ev.Message(), keys[ev.DID])
 			if err != nil {
 				t.Fatalf("our #sync %d does not verify: %v", d.seq, err)

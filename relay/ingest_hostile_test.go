@@ -11,7 +11,7 @@ import (
 
 	"github.com/reservoir-atproto/reservoir/car"
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repo"
@@ -19,13 +19,13 @@ import (
 )
 
 // decodeCommitFrame decodes a #commit frame of a log.
-func decodeCommitFrame(t *testing.T, f frame) *events.CommitEvent {
+func decodeCommitFrame(t *testing.T, f frame) *wire.CommitEvent {
 	t.Helper()
-	ev, err := events.DecodeFrame(f.bytes)
+	ev, err := wire.DecodeFrame(f.bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, ok := ev.(*events.CommitEvent)
+	c, ok := ev.(*wire.CommitEvent)
 	if !ok {
 		t.Fatalf("frame %d is a %T", f.seq, ev)
 	}
@@ -33,18 +33,18 @@ func decodeCommitFrame(t *testing.T, f frame) *events.CommitEvent {
 }
 
 // encodeCommit writes ev back as a frame with seq (rebase and tooBig false).
-func encodeCommit(t *testing.T, ev *events.CommitEvent, seq int64) []byte {
+func encodeCommit(t *testing.T, ev *wire.CommitEvent, seq int64) []byte {
 	t.Helper()
 	at, err := time.Parse(time.RFC3339Nano, ev.Time)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return (&events.Commit{Repo: ev.Repo, Rev: ev.Rev, Since: ev.Since, Commit: ev.Commit, PrevData: ev.PrevData, Blocks: ev.Blocks, Ops: ev.Ops, Time: at}).AppendFrame(nil, seq)
+	return (&wire.Commit{Repo: ev.Repo, Rev: ev.Rev, Since: ev.Since, Commit: ev.Commit, PrevData: ev.PrevData, Blocks: ev.Blocks, Ops: ev.Ops, Time: at}).AppendFrame(nil, seq)
 }
 
 // resign replaces the commit block of ev's slice by the commit sign makes
 // (from the decoded original), fixing the CAR root, ev.Commit and ev.Rev.
-func resign(t *testing.T, ev *events.CommitEvent, sign func(c *repo.Commit)) {
+func resign(t *testing.T, ev *wire.CommitEvent, sign func(c *repo.Commit)) {
 	t.Helper()
 	_, blocks, err := car.ParseBytes(ev.Blocks, nil)
 	if err != nil {
@@ -65,7 +65,7 @@ func resign(t *testing.T, ev *events.CommitEvent, sign func(c *repo.Commit)) {
 }
 
 // withoutBlock returns ev's slice without the block c.
-func withoutBlock(t *testing.T, ev *events.CommitEvent, drop cid.Cid) []byte {
+func withoutBlock(t *testing.T, ev *wire.CommitEvent, drop cid.Cid) []byte {
 	t.Helper()
 	roots, blocks, err := car.ParseBytes(ev.Blocks, nil)
 	if err != nil {
@@ -100,38 +100,38 @@ func TestIngestHostileCommits(t *testing.T) {
 		name  string
 		check string // relay_ingest_verify_failures_total label
 		// tamper changes ev, or returns the bad frame itself (nil: encode ev)
-		tamper func(t *testing.T, e env, ev *events.CommitEvent) []byte
+		tamper func(t *testing.T, e env, ev *wire.CommitEvent) []byte
 	}{
-		{"bad signature", "signature", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"bad signature", "signature", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			resign(t, ev, func(c *repo.Commit) {
 				_ = c.Sign(e.key)
 				c.Sig[10] ^= 1
 			})
 			return nil
 		}},
-		{"signed by another key", "signature", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"signed by another key", "signature", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			resign(t, ev, func(c *repo.Commit) { _ = c.Sign(otherKey) })
 			return nil
 		}},
-		{"rev not increasing", "rev_order", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"rev not increasing", "rev_order", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			resign(t, ev, func(c *repo.Commit) {
 				c.Rev = syntax.TID(e.head.Rev)
 				_ = c.Sign(e.key)
 			})
 			return nil
 		}},
-		{"rev in the future", "future_rev", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"rev in the future", "future_rev", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			resign(t, ev, func(c *repo.Commit) {
 				c.Rev = syntax.NewTIDFromTime(time.Now().Add(time.Hour), 0)
 				_ = c.Sign(e.key)
 			})
 			return nil
 		}},
-		{"commit is not the CAR root", "cid_mismatch", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"commit is not the CAR root", "cid_mismatch", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			ev.Commit = dagcbor.SumCBOR([]byte{0xa0})
 			return nil
 		}},
-		{"tampered op", "inversion", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"tampered op", "inversion", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			for i := range ev.Ops {
 				if ev.Ops[i].Action == repo.ActionCreate {
 					ev.Ops[i].CID = dagcbor.SumCBOR(record("not this one"))
@@ -141,35 +141,35 @@ func TestIngestHostileCommits(t *testing.T) {
 			t.Fatal("no create op")
 			return nil
 		}},
-		{"prevData mismatch", "prevdata_mismatch", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"prevData mismatch", "prevdata_mismatch", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			ev.PrevData = dagcbor.SumCBOR([]byte{0x80})
 			return nil
 		}},
-		{"prevData missing", "prevdata_missing", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"prevData missing", "prevdata_missing", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			ev.PrevData = cid.Undef
 			return nil
 		}},
-		{"since is not the stored rev", "chain_break", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"since is not the stored rev", "chain_break", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			ev.Since = syntax.NewTIDFromTime(time.Now().Add(-time.Hour), 0).String()
 			return nil
 		}},
-		{"missing block", "missing_block", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"missing block", "missing_block", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			_, blocks, _ := car.ParseBytes(ev.Blocks, nil)
 			c, _ := repo.DecodeCommit(blocks[ev.Commit])
 			ev.Blocks = withoutBlock(t, ev, c.Data) // the new MST root
 			return nil
 		}},
-		{"too many ops", "too_many_ops", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"too many ops", "too_many_ops", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			for len(ev.Ops) <= repo.MaxCommitOps {
 				ev.Ops = append(ev.Ops, ev.Ops[0])
 			}
 			return nil
 		}},
-		{"blocks too large", "too_large", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"blocks too large", "too_large", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			ev.Blocks = append(ev.Blocks, make([]byte, repo.MaxCommitBlocksBytes)...)
 			return nil
 		}},
-		{"tooBig set", "malformed", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"tooBig set", "malformed", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			b := encodeCommit(t, ev, 1)
 			key := append(dagcbor.AppendText(nil, "tooBig"), 0xf4)
 			i := bytes.Index(b, key)
@@ -179,7 +179,7 @@ func TestIngestHostileCommits(t *testing.T) {
 			b[i+len(key)-1] = 0xf5
 			return b
 		}},
-		{"time is not a datetime", "malformed", func(t *testing.T, e env, ev *events.CommitEvent) []byte {
+		{"time is not a datetime", "malformed", func(t *testing.T, e env, ev *wire.CommitEvent) []byte {
 			b := encodeCommit(t, ev, 1)
 			return bytes.Replace(b, dagcbor.AppendText(nil, ev.Time), dagcbor.AppendText(nil, "yesterday at noon......"), 1)
 		}},
@@ -219,9 +219,9 @@ func TestIngestHostileCommits(t *testing.T) {
 			for _, d := range decodeLog(t, m.db, ourMark) {
 				types = append(types, d.ev.Type())
 				switch ev := d.ev.(type) {
-				case *events.CommitEvent:
+				case *wire.CommitEvent:
 					t.Fatalf("a #commit was forwarded: rev %s", ev.Rev)
-				case *events.SyncEvent:
+				case *wire.SyncEvent:
 					c, cc, err := repo.VerifySyncMessage(ev.Message(), pubKeys(up)[did])
 					if err != nil || cc != head(t, up.db, did).Commit || string(c.Rev) != ev.Rev {
 						t.Fatalf("our #sync: %v", err)
@@ -229,15 +229,15 @@ func TestIngestHostileCommits(t *testing.T) {
 				}
 			}
 			// desynchronized, then active again, then the state to fetch
-			want := []string{events.TypeAccount, events.TypeAccount, events.TypeSync}
+			want := []string{wire.TypeAccount, wire.TypeAccount, wire.TypeSync}
 			if len(types) != len(want) || types[0] != want[0] || types[1] != want[1] || types[2] != want[2] {
 				t.Fatalf("our log after the bad commit: %v", types)
 			}
 			log := decodeLog(t, m.db, ourMark)
-			if a := log[0].ev.(*events.AccountEvent); !a.Active || a.Status != "desynchronized" {
+			if a := log[0].ev.(*wire.AccountEvent); !a.Active || a.Status != "desynchronized" {
 				t.Fatalf("first #account %+v", a)
 			}
-			if a := log[1].ev.(*events.AccountEvent); !a.Active || a.Status != "" {
+			if a := log[1].ev.(*wire.AccountEvent); !a.Active || a.Status != "" {
 				t.Fatalf("second #account %+v", a)
 			}
 			// Later commits chain from the resynced state.
@@ -345,8 +345,8 @@ func TestIngestLenient(t *testing.T) {
 	up.write(did, create("app.bsky.feed.post/b", "b"), update("app.bsky.feed.post/a", "a2"))
 	var fs []frame
 	for _, f := range frames(t, up.db, 0) {
-		if ev, _ := events.DecodeFrame(f.bytes); ev.Type() == events.TypeCommit {
-			c := ev.(*events.CommitEvent)
+		if ev, _ := wire.DecodeFrame(f.bytes); ev.Type() == wire.TypeCommit {
+			c := ev.(*wire.CommitEvent)
 			c.PrevData = cid.Undef
 			f.bytes = encodeCommit(t, c, f.seq)
 		}

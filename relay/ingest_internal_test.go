@@ -8,7 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
 )
@@ -64,7 +64,7 @@ func TestIngestUpstreamStatus(t *testing.T) {
 		{false, "throttled", store.StatusDeactivated},
 	}
 	for _, c := range cases {
-		if got := upstreamStatus(&events.AccountEvent{Active: c.active, Status: c.status}); got != c.want {
+		if got := upstreamStatus(&wire.AccountEvent{Active: c.active, Status: c.status}); got != c.want {
 			t.Errorf("upstream {active %v, status %q} = %q, want %q", c.active, c.status, got, c.want)
 		}
 	}
@@ -109,7 +109,7 @@ func TestIngestStaleCommit(t *testing.T) {
 		{"3lbmqhtxvhs2z", "3lbmqhtxvhs2m", c2, false}, // newer
 	}
 	for _, c := range cases {
-		ev := &events.CommitEvent{Rev: c.rev, Since: c.since, Commit: c.commit}
+		ev := &wire.CommitEvent{Rev: c.rev, Since: c.since, Commit: c.commit}
 		if got := staleCommit(ev, head); got != c.stale {
 			t.Errorf("rev %s since %q: stale %v, want %v", c.rev, c.since, got, c.stale)
 		}

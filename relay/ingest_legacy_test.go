@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repostore"
@@ -64,7 +64,7 @@ func TestIngestLegacyHandle(t *testing.T) {
 		purges := ident.count(ident.purges, did)
 		ident.update(did, func(id *identity.Identity) { id.Handle, id.DeclaredHandle = "alice2.test", "alice2.test" })
 		ourMark := m.db.LastSeq()
-		m.submit(up.hostname, frame{500, (&events.Handle{DID: did, Handle: "alice2.test", Time: testTime}).AppendFrame(nil, 500)})
+		m.submit(up.hostname, frame{500, (&wire.Handle{DID: did, Handle: "alice2.test", Time: testTime}).AppendFrame(nil, 500)})
 		m.settle()
 		if n := ident.count(ident.purges, did); n != purges+1 {
 			t.Fatalf("legacy=%v: %d purges, want %d", legacy, n, purges+1)
@@ -77,18 +77,18 @@ func TestIngestLegacyHandle(t *testing.T) {
 		}
 		log := decodeLog(t, m.db, ourMark)
 		if !legacy {
-			if !sameTypes(logTypes(log), events.TypeIdentity) {
+			if !sameTypes(logTypes(log), wire.TypeIdentity) {
 				t.Fatalf("forwarded %v", logTypes(log))
 			}
 		} else {
-			if !sameTypes(logTypes(log), events.TypeIdentity, events.TypeHandle) {
+			if !sameTypes(logTypes(log), wire.TypeIdentity, wire.TypeHandle) {
 				t.Fatalf("legacy: forwarded %v", logTypes(log))
 			}
-			if h := log[1].ev.(*events.HandleEvent); h.DID != did || h.Handle != "alice2.test" || h.Seq != log[0].seq+1 {
+			if h := log[1].ev.(*wire.HandleEvent); h.DID != did || h.Handle != "alice2.test" || h.Seq != log[0].seq+1 {
 				t.Fatalf("legacy #handle %+v", h)
 			}
 		}
-		if e := log[0].ev.(*events.IdentityEvent); e.DID != did || e.Handle != "alice2.test" {
+		if e := log[0].ev.(*wire.IdentityEvent); e.DID != did || e.Handle != "alice2.test" {
 			t.Fatalf("legacy=%v: #identity %+v", legacy, e)
 		}
 	}
@@ -106,7 +106,7 @@ func TestIngestLegacyTombstone(t *testing.T) {
 		}
 		_, up, did, m := newSyncedWith(t, opts...)
 		ourMark := m.db.LastSeq()
-		m.submit(up.hostname, frame{600, (&events.Tombstone{DID: did, Time: testTime}).AppendFrame(nil, 600)})
+		m.submit(up.hostname, frame{600, (&wire.Tombstone{DID: did, Time: testTime}).AppendFrame(nil, 600)})
 		m.settle()
 		a, err := m.db.Account(did)
 		if err != nil {
@@ -121,9 +121,9 @@ func TestIngestLegacyTombstone(t *testing.T) {
 		if n, _ := m.db.ReposByCollection("app.bsky.feed.post", 0, 10); len(n) != 0 {
 			t.Fatalf("legacy=%v: the deleted repository is still in the collection index", legacy)
 		}
-		want := []string{events.TypeAccount}
+		want := []string{wire.TypeAccount}
 		if legacy {
-			want = append(want, events.TypeTombstone)
+			want = append(want, wire.TypeTombstone)
 		}
 		seqs, _ := m.db.EventSeqs(a.UID)
 		if len(seqs) != len(want) {
@@ -133,11 +133,11 @@ func TestIngestLegacyTombstone(t *testing.T) {
 		if !sameTypes(logTypes(log), want...) {
 			t.Fatalf("legacy=%v: forwarded %v", legacy, logTypes(log))
 		}
-		if e := log[0].ev.(*events.AccountEvent); e.DID != did || e.Active || e.Status != "deleted" {
+		if e := log[0].ev.(*wire.AccountEvent); e.DID != did || e.Active || e.Status != "deleted" {
 			t.Fatalf("legacy=%v: #account %+v", legacy, e)
 		}
 		if legacy {
-			if e := log[1].ev.(*events.TombstoneEvent); e.DID != did {
+			if e := log[1].ev.(*wire.TombstoneEvent); e.DID != did {
 				t.Fatalf("#tombstone %+v", e)
 			}
 		}
@@ -147,7 +147,7 @@ func TestIngestLegacyTombstone(t *testing.T) {
 		}
 
 		ghost := newDID()
-		m.submit(up.hostname, frame{601, (&events.Tombstone{DID: ghost, Time: testTime}).AppendFrame(nil, 601)})
+		m.submit(up.hostname, frame{601, (&wire.Tombstone{DID: ghost, Time: testTime}).AppendFrame(nil, 601)})
 		m.settle()
 		if _, err := m.db.Account(ghost); err == nil {
 			t.Fatalf("legacy=%v: a tombstoned unknown account was created", legacy)
@@ -168,7 +168,7 @@ func TestIngestLegacyMigrate(t *testing.T) {
 		ident, up, did, m := newSyncedWith(t, opts...)
 		ourMark := m.db.LastSeq()
 		// The DID document still names this host: nothing moves.
-		m.submit(up.hostname, frame{700, (&events.Migrate{DID: did, MigrateTo: "pds2.test", Time: testTime}).AppendFrame(nil, 700)})
+		m.submit(up.hostname, frame{700, (&wire.Migrate{DID: did, MigrateTo: "pds2.test", Time: testTime}).AppendFrame(nil, 700)})
 		m.settle()
 		if log := decodeLog(t, m.db, ourMark); len(log) != 0 {
 			t.Fatalf("legacy=%v: a #migrate to the same host forwarded %v", legacy, logTypes(log))
@@ -179,25 +179,25 @@ func TestIngestLegacyMigrate(t *testing.T) {
 
 		const newHost = "pds2.test:2583"
 		ident.update(did, func(id *identity.Identity) { id.PDSEndpoint = "http://" + newHost })
-		m.submit(up.hostname, frame{701, (&events.Migrate{DID: did, MigrateTo: newHost, Time: testTime}).AppendFrame(nil, 701)})
+		m.submit(up.hostname, frame{701, (&wire.Migrate{DID: did, MigrateTo: newHost, Time: testTime}).AppendFrame(nil, 701)})
 		m.settle()
 		a, _ := m.db.Account(did)
 		if a.Host != newHost || a.Handle != "alice.test" || !a.Status.Active() {
 			t.Fatalf("legacy=%v: after #migrate %+v", legacy, a)
 		}
 		log := decodeLog(t, m.db, ourMark)
-		want := []string{events.TypeIdentity}
+		want := []string{wire.TypeIdentity}
 		if legacy {
-			want = append(want, events.TypeMigrate, events.TypeHandle)
+			want = append(want, wire.TypeMigrate, wire.TypeHandle)
 		}
 		if !sameTypes(logTypes(log), want...) {
 			t.Fatalf("legacy=%v: forwarded %v", legacy, logTypes(log))
 		}
-		if e := log[0].ev.(*events.IdentityEvent); e.DID != did || e.Handle != "alice.test" {
+		if e := log[0].ev.(*wire.IdentityEvent); e.DID != did || e.Handle != "alice.test" {
 			t.Fatalf("legacy=%v: #identity %+v", legacy, e)
 		}
 		if legacy {
-			if e := log[1].ev.(*events.MigrateEvent); e.DID != did || e.MigrateTo != newHost {
+			if e := log[1].ev.(*wire.MigrateEvent); e.DID != did || e.MigrateTo != newHost {
 				t.Fatalf("#migrate %+v", e)
 			}
 		}
@@ -225,7 +225,7 @@ func TestIngestLegacyUnknownAccount(t *testing.T) {
 	up := newUpstream(t)
 	m := newMirror(t, ident)
 	did := up.createAccount(ident, "zed.test")
-	m.submit(up.hostname, frame{1, (&events.Migrate{DID: did, Time: testTime}).AppendFrame(nil, 1)})
+	m.submit(up.hostname, frame{1, (&wire.Migrate{DID: did, Time: testTime}).AppendFrame(nil, 1)})
 	m.settle()
 	if _, err := m.db.Account(did); err == nil {
 		t.Fatal("a #migrate of an unknown account created it")
@@ -233,7 +233,7 @@ func TestIngestLegacyUnknownAccount(t *testing.T) {
 	if n := m.counter("relay_ingest_events_total", map[string]string{"type": "migrate", "outcome": "legacy"}); n != 1 {
 		t.Fatalf("skipped #migrate counted %v", n)
 	}
-	m.submit(up.hostname, frame{2, (&events.Handle{DID: did, Handle: "zed.test", Time: testTime}).AppendFrame(nil, 2)})
+	m.submit(up.hostname, frame{2, (&wire.Handle{DID: did, Handle: "zed.test", Time: testTime}).AppendFrame(nil, 2)})
 	m.settle()
 	if a, err := m.db.Account(did); err != nil || a.Handle != "zed.test" || a.Host != up.hostname {
 		t.Fatalf("after #handle: %+v %v", a, err)

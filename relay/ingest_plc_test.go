@@ -5,7 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/plc"
@@ -55,13 +55,13 @@ func TestIngestWithPLCDirectory(t *testing.T) {
 	count := map[string]int{}
 	for _, d := range decodeLog(t, m.db, 0) {
 		count[d.ev.Type()]++
-		if id, ok := d.ev.(*events.IdentityEvent); ok && id.Handle == "" {
+		if id, ok := d.ev.(*wire.IdentityEvent); ok && id.Handle == "" {
 			t.Fatal("#identity forwarded without the handle its document declares")
 		}
 	}
 	// Each account: #identity, #account, 3 commits; the #sync of the first
 	// commit is the state we have.
-	if count[events.TypeIdentity] != 2 || count[events.TypeAccount] != 2 || count[events.TypeCommit] != 6 || count[events.TypeSync] != 0 {
+	if count[wire.TypeIdentity] != 2 || count[wire.TypeAccount] != 2 || count[wire.TypeCommit] != 6 || count[wire.TypeSync] != 0 {
 		t.Fatalf("our log: %v", count)
 	}
 }

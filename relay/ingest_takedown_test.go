@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/reservoir-atproto/reservoir/api"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repostore"
@@ -90,7 +90,7 @@ func TestMirroredTakedown(t *testing.T) {
 	if len(log) != 1 {
 		t.Fatalf("%d frames after the takedown, want one #account", len(log))
 	}
-	if a, ok := log[0].ev.(*events.AccountEvent); !ok || a.Active || a.Status != "takendown" {
+	if a, ok := log[0].ev.(*wire.AccountEvent); !ok || a.Active || a.Status != "takendown" {
 		t.Fatalf("after the takedown: %+v", log[0].ev)
 	}
 
@@ -114,7 +114,7 @@ func TestMirroredTakedown(t *testing.T) {
 		types = append(types, d.ev.Type())
 	}
 	// active again, the stored head, the state fetched
-	if want := []string{events.TypeAccount, events.TypeSync, events.TypeSync}; len(types) != 3 || types[0] != want[0] || types[1] != want[1] || types[2] != want[2] {
+	if want := []string{wire.TypeAccount, wire.TypeSync, wire.TypeSync}; len(types) != 3 || types[0] != want[0] || types[1] != want[1] || types[2] != want[2] {
 		t.Fatalf("after the reversal: %v", types)
 	}
 	verifyOurCommits(t, decodeLog(t, m.db, 0), pubKeys(up))
@@ -168,10 +168,10 @@ func TestMirroredTakedownOrder(t *testing.T) {
 	m.settle()
 
 	log := decodeLog(t, m.db, ourMark)
-	if len(log) != 2 || log[0].ev.Type() != events.TypeCommit || log[1].ev.Type() != events.TypeAccount {
+	if len(log) != 2 || log[0].ev.Type() != wire.TypeCommit || log[1].ev.Type() != wire.TypeAccount {
 		t.Fatalf("our log: %d frames", len(log))
 	}
-	if c := log[0].ev.(*events.CommitEvent); c.Rev != decodeCommitFrame(t, fs[0]).Rev {
+	if c := log[0].ev.(*wire.CommitEvent); c.Rev != decodeCommitFrame(t, fs[0]).Rev {
 		t.Fatalf("forwarded rev %s", c.Rev)
 	}
 	if a, _ := m.db.Account(did); a.Status != store.StatusTakendown {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -61,10 +61,10 @@ func randomWrites(up *upstream, rng *rand.Rand, dids []string, n int) {
 }
 
 // commitsByRev indexes the #commit events of a log by account and rev.
-func commitsByRev(log []decoded) map[string]*events.CommitEvent {
-	out := map[string]*events.CommitEvent{}
+func commitsByRev(log []decoded) map[string]*wire.CommitEvent {
+	out := map[string]*wire.CommitEvent{}
 	for _, d := range log {
-		if c, ok := d.ev.(*events.CommitEvent); ok {
+		if c, ok := d.ev.(*wire.CommitEvent); ok {
 			out[c.Repo+" "+c.Rev] = c
 		}
 	}
@@ -116,7 +116,7 @@ func TestIngestMirrorsUpstream(t *testing.T) {
 	for _, d := range ourLog {
 		count[d.ev.Type()]++
 	}
-	if count[events.TypeIdentity] != 3 || count[events.TypeAccount] != 3 || count[events.TypeCommit] != len(theirs) || count[events.TypeSync] != 0 {
+	if count[wire.TypeIdentity] != 3 || count[wire.TypeAccount] != 3 || count[wire.TypeCommit] != len(theirs) || count[wire.TypeSync] != 0 {
 		t.Fatalf("our log holds %v", count)
 	}
 	if got := m.counter("relay_ingest_events_total", map[string]string{"type": "commit", "outcome": "applied"}); int(got) != len(theirs) {
@@ -138,8 +138,8 @@ func TestIngestOrderPerAccount(t *testing.T) {
 	randomWrites(up, rng, dids, 240)
 	perDID := map[string][]frame{}
 	for _, f := range frames(t, up.db, 0) {
-		ev, _ := events.DecodeFrame(f.bytes)
-		did := ev.(events.DIDEvent).EventDID()
+		ev, _ := wire.DecodeFrame(f.bytes)
+		did := ev.(wire.DIDEvent).EventDID()
 		perDID[did] = append(perDID[did], f)
 	}
 	var lists [][]frame
@@ -273,10 +273,10 @@ func TestIngestClose(t *testing.T) {
 func TestIngestSkipsWhatHasNoAccount(t *testing.T) {
 	ident := newFakeIdentity()
 	m := newMirror(t, ident)
-	legacy := events.InfoFrame("OutdatedCursor", "")
+	legacy := wire.InfoFrame("OutdatedCursor", "")
 	fs := []frame{
-		{1, events.InfoFrame("OutdatedCursor", "old")},
-		{2, events.ErrorFrame("FutureCursor", "")},
+		{1, wire.InfoFrame("OutdatedCursor", "old")},
+		{2, wire.ErrorFrame("FutureCursor", "")},
 		{3, append(bytes.Clone(legacy), 0)},          // trailing byte
 		{4, []byte{0xa2, 0x61, 't', 0x62, '#', 'x'}}, // truncated
 	}

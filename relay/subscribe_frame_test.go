@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
 )
 
@@ -20,7 +20,7 @@ func frameCases() []struct {
 	want  frameHead
 } {
 	now := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
-	commit := &events.Commit{Repo: "did:plc:a", Rev: "3lbmqhtxvhs2a", Commit: someCID, PrevData: someCID, Blocks: []byte{1, 2},
+	commit := &wire.Commit{Repo: "did:plc:a", Rev: "3lbmqhtxvhs2a", Commit: someCID, PrevData: someCID, Blocks: []byte{1, 2},
 		Ops: []repo.Op{{Action: repo.ActionCreate, Path: "app.bsky.feed.post/3lbmqhtxvhs2a", CID: someCID}}, Time: now}
 	return []struct {
 		name  string
@@ -28,11 +28,11 @@ func frameCases() []struct {
 		want  frameHead
 	}{
 		{"commit", commit.AppendFrame(nil, 7), frameHead{Op: 1, Type: "#commit", Seq: 7, HasSeq: true, DID: "did:plc:a"}},
-		{"sync", (&events.Sync{DID: "did:plc:a", Rev: "3lbmqhtxvhs2a", Blocks: []byte{1}, Time: now}).AppendFrame(nil, 1<<40), frameHead{Op: 1, Type: "#sync", Seq: 1 << 40, HasSeq: true, DID: "did:plc:a"}},
-		{"identity", (&events.Identity{DID: "did:plc:a", Handle: "a.test", Time: now}).AppendFrame(nil, 3), frameHead{Op: 1, Type: "#identity", Seq: 3, HasSeq: true, DID: "did:plc:a"}},
-		{"account", (&events.Account{DID: "did:plc:a", Status: "deleted", Time: now}).AppendFrame(nil, 4), frameHead{Op: 1, Type: "#account", Seq: 4, HasSeq: true, DID: "did:plc:a"}},
-		{"info", events.InfoFrame("OutdatedCursor", "too old"), frameHead{Op: 1, Type: "#info"}},
-		{"error", events.ErrorFrame("FutureCursor", "Cursor in the future."), frameHead{Op: -1, Error: "FutureCursor", Message: "Cursor in the future."}},
+		{"sync", (&wire.Sync{DID: "did:plc:a", Rev: "3lbmqhtxvhs2a", Blocks: []byte{1}, Time: now}).AppendFrame(nil, 1<<40), frameHead{Op: 1, Type: "#sync", Seq: 1 << 40, HasSeq: true, DID: "did:plc:a"}},
+		{"identity", (&wire.Identity{DID: "did:plc:a", Handle: "a.test", Time: now}).AppendFrame(nil, 3), frameHead{Op: 1, Type: "#identity", Seq: 3, HasSeq: true, DID: "did:plc:a"}},
+		{"account", (&wire.Account{DID: "did:plc:a", Status: "deleted", Time: now}).AppendFrame(nil, 4), frameHead{Op: 1, Type: "#account", Seq: 4, HasSeq: true, DID: "did:plc:a"}},
+		{"info", wire.InfoFrame("OutdatedCursor", "too old"), frameHead{Op: 1, Type: "#info"}},
+		{"error", wire.ErrorFrame("FutureCursor", "Cursor in the future."), frameHead{Op: -1, Error: "FutureCursor", Message: "Cursor in the future."}},
 		{"unknown type", append(appendHeader(nil, 1, "#newthing"), 0xa1, 0x63, 's', 'e', 'q', 0x05), frameHead{Op: 1, Type: "#newthing", Seq: 5, HasSeq: true}},
 		{"unknown op", append(appendHeader(nil, 2, "#x"), 0xff, 0xff), frameHead{Op: 2, Type: "#x"}},
 		{"unknown type with a did that is not text", append(appendHeader(nil, 1, "#later"), 0xa2, 0x63, 'd', 'i', 'd', 0x01, 0x63, 's', 'e', 'q', 0x09), frameHead{Op: 1, Type: "#later", Seq: 9, HasSeq: true}},
@@ -58,7 +58,7 @@ func TestReadFrameHead(t *testing.T) {
 }
 
 func TestReadFrameHeadMalformed(t *testing.T) {
-	good := (&events.Identity{DID: "did:plc:a", Time: time.Unix(0, 0)}).AppendFrame(nil, 3)
+	good := (&wire.Identity{DID: "did:plc:a", Time: time.Unix(0, 0)}).AppendFrame(nil, 3)
 	seqBody := func(seq int64) []byte {
 		b := dagcbor.AppendMapHeader(nil, 1)
 		b = dagcbor.AppendText(b, "seq")

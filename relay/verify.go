@@ -9,7 +9,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -19,7 +19,7 @@ import (
 // stored head (sync-spec §5.3), applies it to the stored repository and
 // re-broadcasts it, in one store change. A commit that fails is not
 // forwarded: the account is marked desynchronized and resynced.
-func (in *Ingest) handleCommit(ctx context.Context, hostname string, a *store.Account, ev *events.CommitEvent) string {
+func (in *Ingest) handleCommit(ctx context.Context, hostname string, a *store.Account, ev *wire.CommitEvent) string {
 	if a != nil {
 		if !a.Status.Active() {
 			return outcomeInactive
@@ -78,7 +78,7 @@ func (in *Ingest) desynchronize(ctx context.Context, a *store.Account, hostname,
 // one replayed (an upstream resending from an older cursor): dropped
 // quietly. A commit at or before the head that claims to follow it is not a
 // replay but a broken chain, and goes on to fail verification.
-func staleCommit(ev *events.CommitEvent, head store.Head) bool {
+func staleCommit(ev *wire.CommitEvent, head store.Head) bool {
 	if ev.Rev == head.Rev {
 		return ev.Commit == head.Commit
 	}
@@ -87,7 +87,7 @@ func staleCommit(ev *events.CommitEvent, head store.Head) bool {
 
 // verifyCommit runs repo.VerifyCommitMessage with the account's current key
 // and, after a signature failure, once more with a key fetched afresh.
-func (in *Ingest) verifyCommit(ctx context.Context, ev *events.CommitEvent, a *store.Account) (*repo.VerifiedCommit, error) {
+func (in *Ingest) verifyCommit(ctx context.Context, ev *wire.CommitEvent, a *store.Account) (*repo.VerifiedCommit, error) {
 	if _, err := syntax.ParseDatetimeLenient(ev.Time); err != nil {
 		return nil, &repo.VerifyError{Check: repo.ErrMalformed, Detail: fmt.Sprintf("time %q", ev.Time), Err: err}
 	}
@@ -128,7 +128,7 @@ func (in *Ingest) withKey(ctx context.Context, did string, verify func(atcrypto.
 // forward on the stored tree must give the signed root. It stores the
 // commit, the new nodes and the new records, and re-broadcasts the event
 // with the upstream's blocks unchanged.
-func (in *Ingest) applyCommit(ctx context.Context, a *store.Account, ev *events.CommitEvent, vc *repo.VerifiedCommit, moved bool) error {
+func (in *Ingest) applyCommit(ctx context.Context, a *store.Account, ev *wire.CommitEvent, vc *repo.VerifiedCommit, moved bool) error {
 	bg := overlayBlocks{first: vc.Blocks, then: in.repos.Blocks(a.UID)}
 	tree := mst.NewEmpty(bg)
 	if a.Head.Defined() {
@@ -210,7 +210,7 @@ func (o overlayBlocks) GetBlock(c cid.Cid) ([]byte, error) {
 // commit's signature; a rev at or before the stored one is ignored;
 // otherwise the repository moved in a way the firehose did not carry, and
 // it is fetched whole (the resync then broadcasts our own #sync).
-func (in *Ingest) handleSync(ctx context.Context, hostname string, a *store.Account, ev *events.SyncEvent) string {
+func (in *Ingest) handleSync(ctx context.Context, hostname string, a *store.Account, ev *wire.SyncEvent) string {
 	if a != nil && !a.Status.Active() {
 		return outcomeInactive
 	}
