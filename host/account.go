@@ -14,7 +14,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/repostore"
@@ -181,8 +181,8 @@ func (h *Host) CreateAccount(ctx context.Context, in CreateAccountInput) (*Creat
 	acct := &store.Account{DID: did, Handle: string(handle), Hosted: true, CreatedAt: now.UTC()}
 	c := &store.Change{Account: acct, Secret: sec.encode()}
 	c.Events = []store.FrameEncoder{
-		(&events.Identity{DID: did, Handle: string(handle), Time: now}).AppendFrame,
-		(&events.Account{DID: did, Active: true, Time: now}).AppendFrame,
+		(&wire.Identity{DID: did, Handle: string(handle), Time: now}).AppendFrame,
+		(&wire.Account{DID: did, Active: true, Time: now}).AppendFrame,
 	}
 	if adopted {
 		// An adopted identity usually brings its repository (importRepo), so
@@ -231,7 +231,7 @@ func (h *Host) SetStatus(ctx context.Context, did string, status store.Status) e
 	a.Status = status
 	now := h.opts.Now()
 	c := &store.Change{UID: a.UID, Account: a, OldHandle: a.Handle}
-	c.Events = append(c.Events, (&events.Account{DID: did, Active: status.Active(), Status: string(status), Time: now}).AppendFrame)
+	c.Events = append(c.Events, (&wire.Account{DID: did, Active: status.Active(), Status: string(status), Time: now}).AppendFrame)
 	if status.Active() && !wasActive && a.Head.Defined() {
 		commitBytes, _, err := h.db.Block(a.UID, a.Head.Commit)
 		if err != nil {
@@ -242,7 +242,7 @@ func (h *Host) SetStatus(ctx context.Context, did string, status store.Status) e
 			return err
 		}
 		c.Events = append(c.Events,
-			(&events.Identity{DID: did, Handle: a.Handle, Time: now}).AppendFrame,
+			(&wire.Identity{DID: did, Handle: a.Handle, Time: now}).AppendFrame,
 			repostore.SyncEvent(did, a.Head.Commit, commitBytes, string(commit.Rev), now))
 	}
 	if _, err := h.db.Apply(ctx, c); err != nil {
@@ -276,7 +276,7 @@ func (h *Host) DeleteAccount(ctx context.Context, did string) error {
 	for _, coll := range colls {
 		c.Collections = append(c.Collections, store.CollectionCount{Collection: coll})
 	}
-	c.Events = append(c.Events, (&events.Account{DID: did, Active: false, Status: string(store.StatusDeleted), Time: h.opts.Now()}).AppendFrame)
+	c.Events = append(c.Events, (&wire.Account{DID: did, Active: false, Status: string(store.StatusDeleted), Time: h.opts.Now()}).AppendFrame)
 	if _, err := h.db.Apply(ctx, c); err != nil {
 		return fmt.Errorf("host: deleting %s: %w", did, err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/reservoir-atproto/reservoir/car"
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -208,5 +208,5 @@ func (r *Repos) ReplaceChange(a *store.Account, next *VerifiedRepo, now time.Tim
 func SyncEvent(did string, commitCID cid.Cid, commitBytes []byte, rev string, now time.Time) store.FrameEncoder {
 	b := car.AppendHeader(nil, commitCID)
 	b = car.AppendBlock(b, commitCID, commitBytes)
-	return (&events.Sync{DID: did, Rev: rev, Blocks: b, Time: now}).AppendFrame
+	return (&wire.Sync{DID: did, Rev: rev, Blocks: b, Time: now}).AppendFrame
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -164,7 +164,7 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 	if c.Blobs, err = r.blobChanges(a, res, now); err != nil {
 		return nil, err
 	}
-	ev := &events.Commit{
+	ev := &wire.Commit{
 		Repo: a.DID, Rev: string(res.Commit.Rev), Since: string(res.Since), Commit: res.CID,
 		PrevData: res.PrevData, Blocks: res.Slice, Ops: res.Ops, Time: now,
 	}
