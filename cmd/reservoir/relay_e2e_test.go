@@ -20,7 +20,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/gorilla/websocket"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/plc"
 	"github.com/reservoir-atproto/reservoir/repo"
 )
@@ -379,7 +379,7 @@ func call(t *testing.T, method, url, auth, body string) (int, string) {
 // firehose is a consumer of a firehose that keeps every #commit by DID.
 type firehose struct {
 	mu    sync.Mutex
-	byID  map[string][]*events.CommitEvent
+	byID  map[string][]*wire.CommitEvent
 	syncN map[string]int
 	err   error
 }
@@ -391,7 +391,7 @@ func subscribeFirehose(t *testing.T, url string) *firehose {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	f := &firehose{byID: map[string][]*events.CommitEvent{}, syncN: map[string]int{}}
+	f := &firehose{byID: map[string][]*wire.CommitEvent{}, syncN: map[string]int{}}
 	go func() {
 		var last int64
 		for {
@@ -399,7 +399,7 @@ func subscribeFirehose(t *testing.T, url string) *firehose {
 			if err != nil {
 				return
 			}
-			ev, err := events.DecodeFrame(frame)
+			ev, err := wire.DecodeFrame(frame)
 			f.mu.Lock()
 			switch e := ev.(type) {
 			case nil:
@@ -412,9 +412,9 @@ func subscribeFirehose(t *testing.T, url string) *firehose {
 				}
 			}
 			switch e := ev.(type) {
-			case *events.CommitEvent:
+			case *wire.CommitEvent:
 				f.byID[e.Repo] = append(f.byID[e.Repo], e)
-			case *events.SyncEvent:
+			case *wire.SyncEvent:
 				f.syncN[e.DID]++
 			}
 			f.mu.Unlock()
@@ -423,14 +423,14 @@ func subscribeFirehose(t *testing.T, url string) *firehose {
 	return f
 }
 
-func (f *firehose) commits(t *testing.T, did string) []*events.CommitEvent {
+func (f *firehose) commits(t *testing.T, did string) []*wire.CommitEvent {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
 		t.Fatalf("the relay's firehose: %v", f.err)
 	}
-	return append([]*events.CommitEvent(nil), f.byID[did]...)
+	return append([]*wire.CommitEvent(nil), f.byID[did]...)
 }
 
 func (f *firehose) syncs(t *testing.T, did string) int {
@@ -459,7 +459,7 @@ func lastSeq(t *testing.T, url string) int64 {
 		if err != nil {
 			return last
 		}
-		ev, err := events.DecodeFrame(frame)
+		ev, err := wire.DecodeFrame(frame)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
 )
@@ -108,8 +108,8 @@ type built struct {
 	index int
 	did   string
 	key   string // public key, multibase
-	first *events.Commit
-	next  []*events.Commit
+	first *wire.Commit
+	next  []*wire.Commit
 	kinds [numKinds]int
 	recs  int
 	err   error
@@ -175,7 +175,7 @@ func generate(ctx context.Context, dir string, p Params, o GenerateOptions) erro
 	m := Manifest{Params: p, Ops: map[string]int{}, Generated: start.UTC()}
 	var buf []byte
 	var seq int64
-	emit := func(c *events.Commit) error {
+	emit := func(c *wire.Commit) error {
 		seq++
 		buf = c.AppendFrame(buf[:0], seq)
 		var n [binary.MaxVarintLen64]byte
@@ -186,7 +186,7 @@ func generate(ctx context.Context, dir string, p Params, o GenerateOptions) erro
 		_, err := fw.Write(buf)
 		return err
 	}
-	next := make([][]*events.Commit, p.Accounts)
+	next := make([][]*wire.Commit, p.Accounts)
 	done := 0
 	for r := range results {
 		if r.err != nil {
@@ -283,8 +283,8 @@ func buildAccount(p Params, i, n int, start time.Time) *built {
 	return r
 }
 
-func commitEvent(did string, r *repo.CommitResult) *events.Commit {
-	return &events.Commit{Repo: did, Rev: string(r.Commit.Rev), Since: string(r.Since), Commit: r.CID, PrevData: r.PrevData, Blocks: r.Slice, Ops: r.Ops, Time: time.Now().UTC()}
+func commitEvent(did string, r *repo.CommitResult) *wire.Commit {
+	return &wire.Commit{Repo: did, Rev: string(r.Commit.Rev), Since: string(r.Since), Commit: r.CID, PrevData: r.PrevData, Blocks: r.Slice, Ops: r.Ops, Time: time.Now().UTC()}
 }
 
 // kindOf is the kind of a created or updated record's path.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 )
 
 // writeTimeout bounds one websocket write to a subscriber.
@@ -173,7 +173,7 @@ func (h *Host) subscribe(w http.ResponseWriter, r *http.Request) {
 	defer h.active.Add(-1)
 	if pos > h.stream.Len() {
 		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		conn.WriteMessage(websocket.BinaryMessage, events.ErrorFrame("FutureCursor", "cursor is ahead of the stream"))
+		conn.WriteMessage(websocket.BinaryMessage, wire.ErrorFrame("FutureCursor", "cursor is ahead of the stream"))
 		return
 	}
 	if pos < 0 {
