@@ -32,6 +32,9 @@ type Options struct {
 	// Mirrors changes the status of mirrored accounts (the admin's
 	// takedown routes); nil refuses them (mirror.go).
 	Mirrors MirroredStatus
+	// LeanMirrors (serve --archive=false): mirrored accounts have no
+	// content here; its reads redirect to their PDS (lean.go).
+	LeanMirrors bool
 }
 
 // API serves the endpoints. It keeps no state of its own.

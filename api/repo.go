@@ -34,9 +34,9 @@ func (a *API) registerRepo(srv *xrpc.Server) {
 	p("applyWrites", maxApplyWritesInput, a.applyWrites)
 	p("uploadBlob", -1, a.uploadBlob) // the host bounds the blob size
 	p("importRepo", -1, a.importRepo) // the host bounds the CAR size
-	srv.Query("com.atproto.repo.getRecord", a.auth.OptionalAuth(a.repoGetRecord))
-	srv.Query("com.atproto.repo.listRecords", a.auth.OptionalAuth(a.listRecords))
-	srv.Query("com.atproto.repo.describeRepo", a.auth.OptionalAuth(a.describeRepo))
+	srv.Query("com.atproto.repo.getRecord", a.auth.OptionalAuth(a.content("repo", a.repoGetRecord)))
+	srv.Query("com.atproto.repo.listRecords", a.auth.OptionalAuth(a.content("repo", a.listRecords)))
+	srv.Query("com.atproto.repo.describeRepo", a.auth.OptionalAuth(a.content("repo", a.describeRepo)))
 }
 
 // writer checks that the caller may write to repo (an at-identifier of a

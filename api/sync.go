@@ -20,15 +20,15 @@ const maxGetBlocks = 1000
 
 func (a *API) registerSync(srv *xrpc.Server) {
 	q := func(nsid string, h xrpc.HandlerFunc) { srv.Query("com.atproto.sync."+nsid, a.auth.OptionalAuth(h)) }
-	q("getBlob", a.getBlob)
-	q("getBlocks", a.getBlocks)
-	q("getCheckout", a.getCheckout)
+	q("getBlob", a.content("did", a.getBlob))
+	q("getBlocks", a.content("did", a.getBlocks))
+	q("getCheckout", a.content("did", a.getCheckout))
 	q("getHead", a.getHead)
 	q("getLatestCommit", a.getLatestCommit)
-	q("getRecord", a.syncGetRecord)
-	q("getRepo", a.getRepo)
+	q("getRecord", a.content("did", a.syncGetRecord))
+	q("getRepo", a.content("did", a.getRepo))
 	q("getRepoStatus", a.getRepoStatus)
-	q("listBlobs", a.listBlobs)
+	q("listBlobs", a.content("did", a.listBlobs))
 	q("listRepos", a.listRepos)
 	q("listReposByCollection", a.listReposByCollection)
 }

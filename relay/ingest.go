@@ -41,6 +41,10 @@ type IngestOptions struct {
 	// are then applied only if their ops apply to the stored tree and give
 	// the signed root.
 	Lenient bool
+	// Lean (serve --archive=false) keeps of mirrored accounts only their
+	// state (head, status, host, handle, collection counts): no blocks, no
+	// record index (lean.go). Hosted accounts are unaffected.
+	Lean bool
 	// Workers is how many events are processed at once (of different
 	// accounts). Default 16: verification is CPU, applying waits for the
 	// store's group commit, so more workers than cores keep both busy.

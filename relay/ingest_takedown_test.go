@@ -19,11 +19,12 @@ import (
 
 // serveMirror serves the relay's API over the mirror's store, as serve
 // wires it: the admin routes change mirrored accounts through the ingest.
-func serveMirror(t *testing.T, m *mirror) string {
+// With lean, the API is a lean relay's (content reads redirect).
+func serveMirror(t *testing.T, m *mirror, lean bool) string {
 	t.Helper()
 	repos := &repostore.Repos{DB: m.db}
 	auth := &xrpc.Auth{AdminPassword: "x"}
-	a := api.New(api.Options{DB: m.db, Repos: repos, Host: host.New(host.Options{DB: m.db, Repos: repos}), Auth: auth, Mirrors: m.ingest})
+	a := api.New(api.Options{DB: m.db, Repos: repos, Host: host.New(host.Options{DB: m.db, Repos: repos}), Auth: auth, Mirrors: m.ingest, LeanMirrors: lean})
 	srv := xrpc.NewServer(xrpc.Options{Version: "takedown-test"})
 	a.Register(srv)
 	mux := http.NewServeMux()
@@ -62,7 +63,7 @@ func TestMirroredTakedown(t *testing.T) {
 	did := up.createAccount(ident, "taken.test")
 	up.write(did, create("app.bsky.feed.post/a", "a"))
 	m := newMirror(t, ident)
-	base := serveMirror(t, m)
+	base := serveMirror(t, m, false)
 	m.submit(up.hostname, frames(t, up.db, 0)...)
 	m.settle()
 	sameRepo(t, up.db, m.db, did)

@@ -257,7 +257,12 @@ func (in *Ingest) resync(ctx context.Context, did, hostname string) (err error) 
 	c := &store.Change{UID: a.UID}
 	changed := !a.Head.Defined() || next.CID != a.Head.Commit
 	if changed {
-		if c, err = in.repos.ReplaceChange(a, next, now); err != nil {
+		if in.opts.Lean {
+			c, err = in.repos.HeadReplaceChange(a, next) // the head only (lean.go)
+		} else {
+			c, err = in.repos.ReplaceChange(a, next, now)
+		}
+		if err != nil {
 			return err
 		}
 	}

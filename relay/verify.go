@@ -47,7 +47,10 @@ func (in *Ingest) handleCommit(ctx context.Context, hostname string, a *store.Ac
 		return in.desynchronize(ctx, a, hostname, outcomeResync)
 	}
 	vc, err := in.verifyCommit(ctx, ev, a)
-	if err == nil {
+	switch {
+	case err == nil && in.opts.Lean:
+		err = in.applyLean(ctx, a, ev, vc, moved) // lean.go
+	case err == nil:
 		err = in.applyCommit(ctx, a, ev, vc, moved)
 	}
 	switch {

@@ -278,7 +278,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 		return err
 	}
 	defer stopRelay() // before fh.Close and db.Close: the ingest writes through both
-	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger, Firehose: fh, Mirrors: ingest})
+	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger, Firehose: fh, Mirrors: ingest, LeanMirrors: !cfg.Archive})
 	a.Register(srv)
 	rl := api.NewRelay(api.RelayOptions{Hosts: hosts, Auth: auth, AdminCrawlOnly: cfg.CrawlAuth == "admin"})
 	rl.Register(srv)
@@ -334,7 +334,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger, ready fun
 // cursors, in that order.
 func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL string, reg prometheus.Registerer, logger *slog.Logger) (*relay.Manager, *relay.Ingest, func(), error) {
 	if !cfg.Archive {
-		logger.Warn("--archive=false (a lean relay) is not supported yet: mirrored repositories are archived")
+		logger.Info("lean relay (--archive=false): mirrored accounts keep their state only; their content reads redirect to their PDS")
 	}
 	ids, err := identity.New(identity.Options{PLCURL: plcURL, AllowInsecure: cfg.AllowInsecureHosts, Logger: logger.With("component", "identity")})
 	if err != nil {
@@ -343,6 +343,7 @@ func startRelay(cfg *serveConfig, db *store.DB, repos *repostore.Repos, plcURL s
 	var mgrRef atomic.Pointer[relay.Manager] // set before Start, so before any frame is submitted
 	in, err := relay.NewIngest(relay.IngestOptions{
 		DB: db, Repos: repos, Identity: ids, Lenient: cfg.Lenient, AllowInsecure: cfg.AllowInsecureHosts, LegacyEvents: cfg.LegacyEvents,
+		Lean:   !cfg.Archive,
 		OnDone: func(hostname string, seq int64) { mgrRef.Load().Done(hostname, seq) },
 		DiscoverHost: func(endpoint string) { // a resync of the start-up sweep may come first
 			if m := mgrRef.Load(); m != nil {

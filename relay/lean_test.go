@@ -1,0 +1,191 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"maps"
+	"net/http"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/relay"
+	"github.com/reservoir-atproto/reservoir/store"
+)
+
+func leanMirror(o *relay.IngestOptions) { o.Lean = true }
+
+// noRedirect is a client that shows redirects instead of following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func get(t *testing.T, c *http.Client, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+// collectionCounts is an account's record count per collection.
+func collectionCounts(t *testing.T, db *store.DB, did string) map[string]uint64 {
+	t.Helper()
+	a, err := db.Account(did)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, _, err := db.Collections(a.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+// A lean relay keeps the state of a mirrored account (head, status, record
+// counts per collection) and no content: commits are verified and
+// re-broadcast with the upstream's blocks unchanged, a bad one is refused
+// and the account resynced (head only), the state reads answer from the
+// head, the collection index follows the creates and deletes, and the
+// content reads redirect to the PDS (after the takedown gate).
+func TestLeanRelay(t *testing.T) {
+	ident := newFakeIdentity()
+	up := newUpstream(t)
+	did := up.createAccount(ident, "lean.test")
+	up.write(did, create("app.bsky.feed.post/a", "a"), create("app.bsky.feed.post/b", "b"))
+	up.write(did, create("app.bsky.feed.like/l", "like"), update("app.bsky.feed.post/a", "a2"))
+	up.write(did, del("app.bsky.feed.post/b"), del("app.bsky.feed.like/l"), create("app.bsky.graph.follow/f", "f"))
+	m := newMirror(t, ident, leanMirror)
+	base := serveMirror(t, m, true)
+	upFrames := frames(t, up.db, 0)
+	m.submit(up.hostname, upFrames...)
+	m.settle()
+
+	checkLean := func(what string) {
+		t.Helper()
+		a, err := m.db.Account(did)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Head != head(t, up.db, did) || a.Status != store.StatusActive {
+			t.Fatalf("%s: head %+v status %q, upstream %+v", what, a.Head, a.Status, head(t, up.db, did))
+		}
+		blocks := 0
+		m.db.LiveBlocks(a.UID, func(_ cid.Cid, _ []byte) error { blocks++; return nil })
+		recs, err := m.db.Records(a.UID, "app.bsky.feed.post", "", 100, false)
+		if err != nil || blocks != 0 || len(recs) != 0 {
+			t.Fatalf("%s: a lean mirror holds %d blocks and %d records (%v)", what, blocks, len(recs), err)
+		}
+		if got, want := collectionCounts(t, m.db, did), collectionCounts(t, up.db, did); !maps.Equal(got, want) {
+			t.Fatalf("%s: collection counts %v, upstream %v", what, got, want)
+		}
+	}
+	checkLean("after the commits")
+
+	// Our #commits are the upstream's, blocks unchanged, and verify.
+	log := decodeLog(t, m.db, 0)
+	verifyOurCommits(t, log, pubKeys(up))
+	upCommits := map[string][]byte{}
+	for _, f := range upFrames {
+		if ev, _ := events.DecodeFrame(f.bytes); ev.Type() == events.TypeCommit {
+			upCommits[ev.(*events.CommitEvent).Rev] = ev.(*events.CommitEvent).Blocks
+		}
+	}
+	n := 0
+	for _, d := range log {
+		if c, ok := d.ev.(*events.CommitEvent); ok {
+			n++
+			if !bytes.Equal(c.Blocks, upCommits[c.Rev]) {
+				t.Fatalf("our #commit rev %s: blocks differ from the upstream's", c.Rev)
+			}
+		}
+	}
+	if n != len(upCommits) {
+		t.Fatalf("%d #commits forwarded of %d", n, len(upCommits))
+	}
+
+	// A bad commit: refused, desynchronized, resynced (the head only).
+	ourMark := m.db.LastSeq()
+	mark := up.db.LastSeq()
+	up.write(did, create("app.bsky.feed.post/c", "c"), create("app.bsky.actor.profile/self", "me"))
+	real := frames(t, up.db, mark)[0]
+	ev := decodeCommitFrame(t, real)
+	ev.PrevData = ev.Commit // not the stored data
+	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
+	m.settle()
+	eventuallyTrue(t, "the resync", func() bool {
+		a, err := m.db.Account(did)
+		return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
+	})
+	m.idle()
+	checkLean("after the resync")
+	var types []string
+	for _, d := range decodeLog(t, m.db, ourMark) {
+		types = append(types, d.ev.Type())
+	}
+	if len(types) != 3 || types[0] != events.TypeAccount || types[1] != events.TypeAccount || types[2] != events.TypeSync {
+		t.Fatalf("our log after the bad commit: %v", types)
+	}
+	verifyOurCommits(t, decodeLog(t, m.db, 0), pubKeys(up))
+	// and later commits chain from the resynced head
+	mark = up.db.LastSeq()
+	up.write(did, del("app.bsky.actor.profile/self"))
+	m.submit(up.hostname, frames(t, up.db, mark)...)
+	m.settle()
+	checkLean("after a commit on the resynced head")
+
+	// State reads answer from the head.
+	h := head(t, up.db, did)
+	resp, body := get(t, http.DefaultClient, base+"/xrpc/com.atproto.sync.getLatestCommit?did="+did)
+	var latest struct{ CID, Rev string }
+	json.Unmarshal(body, &latest)
+	if resp.StatusCode != 200 || latest.CID != h.Commit.String() || latest.Rev != h.Rev {
+		t.Fatalf("getLatestCommit: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := get(t, http.DefaultClient, base+"/xrpc/com.atproto.sync.getRepoStatus?did="+did); resp.StatusCode != 200 || !bytes.Contains(body, []byte(h.Rev)) {
+		t.Fatalf("getRepoStatus: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := get(t, http.DefaultClient, base+"/xrpc/com.atproto.sync.listRepos"); resp.StatusCode != 200 || !bytes.Contains(body, []byte(h.Commit.String())) {
+		t.Fatalf("listRepos: %d %s", resp.StatusCode, body)
+	}
+	for coll, want := range map[string]bool{"app.bsky.feed.post": true, "app.bsky.graph.follow": true, "app.bsky.feed.like": false, "app.bsky.actor.profile": false} {
+		resp, body := get(t, http.DefaultClient, base+"/xrpc/com.atproto.sync.listReposByCollection?collection="+coll)
+		if resp.StatusCode != 200 || bytes.Contains(body, []byte(did)) != want {
+			t.Fatalf("listReposByCollection %s: %d %s", coll, resp.StatusCode, body)
+		}
+	}
+
+	// Content reads redirect to the PDS (http here: the host is crawled
+	// without TLS), where they answer as the PDS does.
+	if err := m.db.PutHost(context.Background(), &store.Host{Hostname: up.hostname, NoSSL: true, Status: store.HostActive, Cursor: store.NoCursor}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		"/xrpc/com.atproto.sync.getRepo?did=" + did,
+		"/xrpc/com.atproto.sync.getRecord?did=" + did + "&collection=app.bsky.feed.post&rkey=a",
+		"/xrpc/com.atproto.sync.listBlobs?did=" + did,
+		"/xrpc/com.atproto.repo.getRecord?repo=" + did + "&collection=app.bsky.feed.post&rkey=a",
+		"/xrpc/com.atproto.repo.listRecords?repo=lean.test&collection=app.bsky.feed.post",
+	} {
+		resp, _ := get(t, noRedirect, base+path)
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != up.url+path {
+			t.Fatalf("%s: %d to %q", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		_, direct := get(t, http.DefaultClient, up.url+path)
+		if resp, body := get(t, http.DefaultClient, base+path); resp.StatusCode != 200 || !bytes.Equal(body, direct) {
+			t.Fatalf("%s through the redirect: %d", path, resp.StatusCode)
+		}
+	}
+
+	// A takedown here is not redirected around.
+	if err := m.ingest.SetStatus(context.Background(), did, store.StatusTakendown); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := get(t, noRedirect, base+"/xrpc/com.atproto.sync.getRepo?did="+did); resp.StatusCode != 403 || !bytes.Contains(body, []byte("RepoTakendown")) {
+		t.Fatalf("getRepo of a taken-down lean mirror: %d %s", resp.StatusCode, body)
+	}
+}
