@@ -85,8 +85,11 @@ type ManagerOptions struct {
 	NewHostsPerDay int
 	// FlushInterval is how often durable cursors are stored. Default 1s.
 	FlushInterval time.Duration
-	// RecountInterval is how often account counts per host are recounted
-	// from the account records (store.CountAccountsByHost). Default 1m.
+	// RecountInterval is how often the account count of each host record
+	// (what the account limit checks, and what is stored with the record)
+	// is refreshed from the store's exact per-change counts
+	// (store.HostAccountCounts, a key per host). listHosts and
+	// getHostStatus read the store's count directly. Default 5s.
 	RecountInterval time.Duration
 	// StopTimeout bounds the wait for subscriptions to end in Stop.
 	// Default 10s.
@@ -111,7 +114,7 @@ func (o ManagerOptions) withDefaults() (ManagerOptions, error) {
 		{&o.MaxBackoff, time.Minute},
 		{&o.OfflineRetry, 5 * time.Minute},
 		{&o.FlushInterval, time.Second},
-		{&o.RecountInterval, time.Minute},
+		{&o.RecountInterval, 5 * time.Second},
 		{&o.StopTimeout, 10 * time.Second},
 	} {
 		if *d.v <= 0 {
@@ -441,10 +444,10 @@ func (m *Manager) recountLoop() {
 	}
 }
 
-// Recount sets every host's account count from the account records; the
-// counts are stored at the next flush.
+// Recount sets every host's account count from the store's per-host
+// counts; the counts are stored with the records at the next flush.
 func (m *Manager) Recount() error {
-	counts, err := m.db.CountAccountsByHost()
+	counts, err := m.db.HostAccountCounts()
 	if err != nil {
 		return err
 	}
@@ -489,7 +492,7 @@ func (m *Manager) Host(hostname string) (HostInfo, error) {
 	if err != nil {
 		return HostInfo{}, err
 	}
-	return hs.info(), nil
+	return m.withCount(hs.info()), nil
 }
 
 // Hosts returns up to limit hosts with an ID greater than afterID, in ID
@@ -506,5 +509,29 @@ func (m *Manager) Hosts(afterID uint64, limit int) []HostInfo {
 	if len(out) > limit {
 		out = out[:limit]
 	}
+	for i := range out {
+		out[i] = m.withCount(out[i])
+	}
 	return out
+}
+
+// accountCount is the host's account count, exact (the store's) unless
+// the store cannot say (then the last recount's).
+func (m *Manager) accountCount(hs *hostState) int64 {
+	if n, err := m.db.HostAccountCount(hs.addr.Hostname); err == nil {
+		return n
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.rec.AccountCount
+}
+
+// withCount sets the account count of h from the store's count, exact as
+// of the last committed change (store.HostAccountCount: the committer moves
+// it in the batch that creates, moves or deletes a mirrored account).
+func (m *Manager) withCount(h HostInfo) HostInfo {
+	if n, err := m.db.HostAccountCount(h.Hostname); err == nil {
+		h.AccountCount = n
+	}
+	return h
 }

@@ -50,7 +50,21 @@ func TestFollowAccountToNewHost(t *testing.T) {
 	b.serveFirehose(fhB)
 	r := newSocketRelay(t, ident, true, func(_ *relay.IngestOptions, mo *relay.ManagerOptions) {
 		mo.NewHostsPerDay = 1
+		mo.RecountInterval = time.Hour // the counts shown are exact without it
 	})
+	count := func(hostname string) int64 {
+		t.Helper()
+		info, err := r.mgr.Host(hostname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range r.mgr.Hosts(0, 10) {
+			if h.Hostname == hostname && h.AccountCount != info.AccountCount {
+				t.Fatalf("listHosts counts %d, getHostStatus %d", h.AccountCount, info.AccountCount)
+			}
+		}
+		return info.AccountCount
+	}
 	mover := a.createAccount(ident, "mover.test")
 	toBanned := a.createAccount(ident, "banned.test")
 	overQuota := a.createAccount(ident, "quota.test")
@@ -64,6 +78,9 @@ func TestFollowAccountToNewHost(t *testing.T) {
 			acct, err := r.db.Account(did)
 			return err == nil && acct.Head == head(t, a.db, did)
 		})
+	}
+	if n := count(a.hostname); n != 3 {
+		t.Fatalf("the old host counts %d accounts", n)
 	}
 	banned := newUpstream(t)
 	if _, err := r.mgr.Ban(context.Background(), "http://"+banned.hostname); err != nil {
@@ -82,6 +99,9 @@ func TestFollowAccountToNewHost(t *testing.T) {
 		t.Fatalf("the new host: %+v %v", info, err)
 	}
 	sameRepo(t, b.db, r.db, mover)
+	if na, nb := count(a.hostname), count(b.hostname); na != 2 || nb != 1 {
+		t.Fatalf("after the move: %d accounts on the old host, %d on the new", na, nb)
+	}
 	// Its live events are followed.
 	eventuallyTrue(t, "the subscription to the new host", func() bool { _, open := fhB.stats(); return open == 1 })
 	mark := b.db.LastSeq()

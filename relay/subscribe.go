@@ -312,8 +312,9 @@ func (m *Manager) handleFrame(ctx context.Context, hs *hostState, frame []byte) 
 	hs.mu.Lock()
 	stale := hs.submitted != store.NoCursor && h.Seq <= hs.submitted
 	limiter := hs.limiter
-	full := hs.rec.Limits.MaxAccounts > 0 && hs.rec.AccountCount >= hs.rec.Limits.MaxAccounts
+	maxAccounts := hs.rec.Limits.MaxAccounts
 	hs.mu.Unlock()
+	full := maxAccounts > 0 && m.accountCount(hs) >= maxAccounts
 	if stale {
 		m.metrics.skipped.WithLabelValues("seq_not_increasing").Inc()
 		return nil

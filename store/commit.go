@@ -66,13 +66,15 @@ func (d *DB) commitGroup(group []*request) {
 	creating := map[string]bool{}
 	handles := map[string]string{} // handle → DID claimed in this group
 	colls := newCollTracker(d)
+	hosts := newHostTracker(d) // accounts per upstream host (hostcount.go)
 	for i, req := range group {
 		if req.job != nil {
 			results[i].err = req.job(b)
 			continue
 		}
 		c := req.change
-		if c.Account != nil && c.Account.UID == 0 {
+		created := c.Account != nil && c.Account.UID == 0
+		if created {
 			if creating[c.Account.DID] || d.exists(accountKey(c.Account.DID)) {
 				results[i].err = fmt.Errorf("store: creating %s: %w", c.Account.DID, ErrExists)
 				continue
@@ -104,6 +106,11 @@ func (d *DB) commitGroup(group []*request) {
 			results[i].err = err
 			continue
 		}
+		hm, err := hosts.plan(c, created)
+		if err != nil {
+			results[i].err = err
+			continue
+		}
 		moves, err := colls.plan(c)
 		if err != nil {
 			results[i].err = fmt.Errorf("store: change to uid %d: %w", c.UID, err)
@@ -111,6 +118,7 @@ func (d *DB) commitGroup(group []*request) {
 		}
 		seqs, evs := writeChange(b, c, seq, now)
 		colls.apply(b, moves)
+		hosts.apply(hm)
 		seq += int64(len(seqs))
 		results[i].res.Seqs = seqs
 		events = append(events, evs...)
@@ -118,6 +126,9 @@ func (d *DB) commitGroup(group []*request) {
 	b.Set(metaSeq, binary.BigEndian.AppendUint64(nil, uint64(seq)), nil)
 	b.Set(metaUID, binary.BigEndian.AppendUint64(nil, uid), nil)
 	err := colls.flush(b)
+	if err == nil {
+		err = hosts.flush(b)
+	}
 	if err == nil {
 		err = b.Commit(pebble.Sync)
 	}
