@@ -56,10 +56,32 @@ type lagUpstream struct {
 
 // lagRun is one benchmark run's schedule and stamps.
 type lagRun struct {
-	rate   int           // measured commits per second
-	warm   chan struct{} // closed when the relay re-broadcast every warm-up commit
-	base   time.Time
-	sentAt []atomic.Int64 // ns since base, per measured commit; 0 unsent
+	rate int           // measured commits per second
+	warm chan struct{} // closed when the relay re-broadcast every warm-up commit
+	base time.Time
+	// Per measured commit, ns since base (0: not yet): the upstream's
+	// write, the relay's Submit of the frame it read, the store's commit.
+	sentAt, submitAt, commitAt []atomic.Int64
+}
+
+// stamp records now in at[i] for the measured commit with upstream seq.
+func (r *lagRun) stamp(at []atomic.Int64, i int) {
+	if i >= 0 && i < len(at) {
+		at[i].Store(int64(time.Since(r.base)))
+	}
+}
+
+// submitStamper is the relay's Submitter with a stamp of each measured
+// commit's arrival.
+type submitStamper struct {
+	in     *relay.Ingest
+	run    *lagRun
+	warmup int
+}
+
+func (s submitStamper) Submit(ctx context.Context, hostname string, seq int64, frame []byte) error {
+	s.run.stamp(s.run.submitAt, int(seq)-s.warmup-1)
+	return s.in.Submit(ctx, hostname, seq, frame)
 }
 
 var (
@@ -208,23 +230,29 @@ var testUpgraderLag = websocket.Upgrader{}
 // 2,000/s run). The upstream streams *lag.accounts* accounts' first
 // commits (not measured), then *lag.commits* commits per account,
 // interleaved, at the run's rate. Reported: p50/p90/p99/max lag in ms over
-// the measured commits.
+// the measured commits, the rate the relay delivered them at (commits/s:
+// measured commits over first send → last receive), and p50/p99 of the
+// three stages of lagResult.
 func BenchmarkRelayLag(b *testing.B) {
 	for _, rate := range []int{500, 2000} {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
 			u := loadLagUpstream(b)
-			var lags []time.Duration
+			var res lagResult
 			for b.Loop() {
-				lags = runLag(b, u, rate)
+				res = runLag(b, u, rate)
 			}
-			slices.Sort(lags)
-			pct := func(p float64) float64 {
-				return float64(lags[min(len(lags)-1, int(p*float64(len(lags))))].Microseconds()) / 1000
+			b.ReportMetric(pct(res.total, 0.50), "p50-ms")
+			b.ReportMetric(pct(res.total, 0.90), "p90-ms")
+			b.ReportMetric(pct(res.total, 0.99), "p99-ms")
+			b.ReportMetric(pct(res.total, 1), "max-ms")
+			b.ReportMetric(float64(len(res.total))/(res.last-res.first).Seconds(), "commits/s")
+			for _, st := range []struct {
+				name string
+				ds   []time.Duration
+			}{{"in", res.in}, {"ingest", res.ingest}, {"out", res.out}} {
+				b.ReportMetric(pct(st.ds, 0.50), st.name+"-p50-ms")
+				b.ReportMetric(pct(st.ds, 0.99), st.name+"-p99-ms")
 			}
-			b.ReportMetric(pct(0.50), "p50-ms")
-			b.ReportMetric(pct(0.90), "p90-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
-			b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "max-ms")
 			if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 				b.Logf("load average at the end: %s", strings.TrimSpace(string(la)))
 			}
@@ -234,8 +262,10 @@ func BenchmarkRelayLag(b *testing.B) {
 
 // runLag runs one relay through the warm-up and the measured phase at rate
 // and returns the lag of every measured commit.
-func runLag(b *testing.B, u *lagUpstream, rate int) []time.Duration {
-	run := &lagRun{rate: rate, warm: make(chan struct{}), base: time.Now(), sentAt: make([]atomic.Int64, len(u.measured))}
+func runLag(b *testing.B, u *lagUpstream, rate int) lagResult {
+	n := len(u.measured)
+	run := &lagRun{rate: rate, warm: make(chan struct{}), base: time.Now(),
+		sentAt: make([]atomic.Int64, n), submitAt: make([]atomic.Int64, n), commitAt: make([]atomic.Int64, n)}
 	u.mu.Lock()
 	u.run = run
 	u.mu.Unlock()
@@ -253,7 +283,19 @@ func runLag(b *testing.B, u *lagUpstream, rate int) []time.Duration {
 		b.Fatal(err)
 	}
 	ring := events.NewRing(events.RingOptions{Metrics: fhMetrics})
-	db, err := store.Open(store.Options{Dir: b.TempDir(), Logger: logger, HistoryWindow: 72 * time.Hour, EventWindow: 72 * time.Hour, OnCommit: ring.Publish})
+	onCommit := func(evs []store.CommittedEvent) { // ring.Publish, after a stamp of each measured commit
+		for _, e := range evs {
+			if ev, err := wire.DecodeFrame(e.Frame); err == nil {
+				if c, ok := ev.(*wire.CommitEvent); ok {
+					if i, ok := u.index[lagKey(c.Repo, c.Rev)]; ok {
+						run.stamp(run.commitAt, i)
+					}
+				}
+			}
+		}
+		ring.Publish(evs)
+	}
+	db, err := store.Open(store.Options{Dir: b.TempDir(), Logger: logger, HistoryWindow: 72 * time.Hour, EventWindow: 72 * time.Hour, OnCommit: onCommit})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -280,7 +322,7 @@ func runLag(b *testing.B, u *lagUpstream, rate int) []time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mgr, err := relay.NewManager(relay.ManagerOptions{DB: db, Submitter: in, Backfiller: in, AllowInsecure: true, Logger: logger, Registerer: reg})
+	mgr, err := relay.NewManager(relay.ManagerOptions{DB: db, Submitter: submitStamper{in, run, len(u.warmup)}, Backfiller: in, AllowInsecure: true, Logger: logger, Registerer: reg})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -314,15 +356,14 @@ func runLag(b *testing.B, u *lagUpstream, rate int) []time.Duration {
 		b.Fatal(err)
 	}
 
-	lags := make([]time.Duration, 0, len(u.measured))
-	warm := 0
-	deadline := time.Now().Add(time.Minute + time.Duration(len(u.measured))*time.Second/time.Duration(rate))
-	conn.SetReadDeadline(deadline)
-	for len(lags) < len(u.measured) {
+	recvAt := make([]time.Duration, n)
+	received, warm := 0, 0
+	conn.SetReadDeadline(time.Now().Add(time.Minute + time.Duration(n)*time.Second/time.Duration(rate)))
+	for received < n {
 		_, data, err := conn.ReadMessage()
 		at := time.Since(run.base)
 		if err != nil {
-			b.Fatalf("consumer: %v after %d warm-up and %d measured commits", err, warm, len(lags))
+			b.Fatalf("consumer: %v after %d warm-up and %d measured commits", err, warm, received)
 		}
 		ev, err := wire.DecodeFrame(data)
 		if err != nil {
@@ -339,14 +380,41 @@ func runLag(b *testing.B, u *lagUpstream, rate int) []time.Duration {
 			}
 			continue
 		}
-		sent := run.sentAt[i].Load()
-		if sent == 0 {
-			b.Fatalf("commit %d re-broadcast before it was sent", i)
+		if recvAt[i] != 0 {
+			b.Fatalf("commit %d re-broadcast twice", i)
 		}
-		lags = append(lags, at-time.Duration(sent))
+		recvAt[i] = at
+		received++
 	}
-	if n := u.conns.Load(); n != 1 {
-		b.Fatalf("the relay connected %d times, want once", n)
+	if c := u.conns.Load(); c != 1 {
+		b.Fatalf("the relay connected %d times, want once", c)
 	}
-	return lags
+	res := lagResult{first: time.Duration(run.sentAt[0].Load()), last: slices.Max(recvAt)}
+	for i := range n {
+		sent, submit, commit := time.Duration(run.sentAt[i].Load()), time.Duration(run.submitAt[i].Load()), time.Duration(run.commitAt[i].Load())
+		if sent == 0 || submit == 0 || commit == 0 {
+			b.Fatalf("commit %d: sent %v, submitted %v, committed %v", i, sent, submit, commit)
+		}
+		res.total = append(res.total, recvAt[i]-sent)
+		res.in = append(res.in, submit-sent)
+		res.ingest = append(res.ingest, commit-submit)
+		res.out = append(res.out, recvAt[i]-commit)
+	}
+	return res
+}
+
+// lagResult is one run's lags per measured commit: the whole (upstream
+// write → consumer read) and its stages: in (upstream write → the relay's
+// Submit: the sockets and the relay's reader), ingest (Submit → durable in
+// the store: queue, decode, verification, apply, group commit and fsync),
+// out (durable → consumer read: ring, subscriber wake-up, socket).
+type lagResult struct {
+	total, in, ingest, out []time.Duration
+	first, last            time.Duration // first send, last receive
+}
+
+// pct is the p-quantile of ds in ms (ds gets sorted).
+func pct(ds []time.Duration, p float64) float64 {
+	slices.Sort(ds)
+	return float64(ds[min(len(ds)-1, int(p*float64(len(ds))))].Microseconds()) / 1000
 }
