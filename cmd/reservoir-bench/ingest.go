@@ -163,8 +163,16 @@ func ingestOne(ctx context.Context, e *benchEnv, name, work string, s *loadgen.S
 	}
 	t1, st1 := time.Now(), must(r.stats())
 	e.logf("%s: %d genesis commits in %v (CPU %v)", name, first, t1.Sub(t0).Round(time.Millisecond), (st1.CPU - st0.CPU).Round(time.Millisecond))
+	var stopProfile = func() {}
+	if r.statsFn != nil { // in process: the profile shows the relay
+		if stopProfile, err = e.startProfile(); err != nil {
+			return res, err
+		}
+	}
 	net.host.Release(total)
-	if err := c.waitCommits(ctx, total, stall, progress); err != nil {
+	err = c.waitCommits(ctx, total, stall, progress)
+	stopProfile()
+	if err != nil {
 		return res, fmt.Errorf("%s: continuing commits: %w (log: %s)", name, err, r.logf.Name())
 	}
 	t2, st2 := time.Now(), must(r.stats())
@@ -181,6 +189,7 @@ func runIngest(ctx context.Context, e *benchEnv, args []string) error {
 	sf.register(fs, 10_000, 10, 40_000)
 	rf.register(fs)
 	stall := fs.Duration("stall", time.Minute, "give up when the relay re-broadcasts nothing for this long")
+	inProcess := fs.Bool("in-process", false, "run the reservoir relay in this process (wired as `reservoir serve` wires it) instead of a child; with --cpuprofile, profiles it over the continuing commits")
 	fs.Usage = func() {
 		fmt.Fprintln(e.log, "usage: reservoir-bench ingest [flags]\n\nVerified ingest (P1): a relay (`reservoir serve`, a child process) crawls a fake host serving the\npre-generated stream as fast as it takes it; commits/s and CPU per commit (from /proc) of the\ncontinuing commits, counted on the relay's own firehose.")
 		fs.PrintDefaults()
@@ -204,11 +213,15 @@ func runIngest(ctx context.Context, e *benchEnv, args []string) error {
 			return err
 		}
 	}
-	bin, err := e.reservoirBinary(ctx, &rf)
-	if err != nil {
-		return err
+	starter := inProcessStarter()
+	if !*inProcess {
+		bin, err := e.reservoirBinary(ctx, &rf)
+		if err != nil {
+			return err
+		}
+		starter = reservoirStarter(bin)
 	}
-	ours, err := ingestOne(ctx, e, "reservoir", work, s, accounts, reservoirStarter(bin), *stall)
+	ours, err := ingestOne(ctx, e, "reservoir", work, s, accounts, starter, *stall)
 	if err != nil {
 		return err
 	}

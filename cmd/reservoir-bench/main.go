@@ -114,7 +114,7 @@ func (e *benchEnv) commonFlags(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&e.cacheDir, "cache-dir", def, "where generated streams (and the built reservoir binary) are cached")
 	fs.StringVar(&e.workDir, "work-dir", "", "where relays keep their data during the run (default: a temporary directory, removed after)")
-	fs.StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file (in-process scenarios: this process; relay scenarios: the reservoir child's /debug/pprof is not exposed, so this profiles the bench process)")
+	fs.StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file of this process (replay, getrepo, import; ingest with --in-process)")
 	fs.BoolVar(&e.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&e.quiet, "quiet", false, "no progress lines on stderr")
 }

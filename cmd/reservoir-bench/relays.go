@@ -39,24 +39,33 @@ type relayProc struct {
 	exited chan struct{}
 	logf   *os.File
 	after  func() // cleanup after the process ended
+
+	statsFn func() (procStats, error) // in-process relays: this process's
 }
 
 // wsRoot is the relay's websocket service root.
 func (r *relayProc) wsRoot() string { return "ws" + strings.TrimPrefix(r.root, "http") }
 
-func (r *relayProc) stats() (procStats, error) { return readProc(r.cmd.Process.Pid) }
+func (r *relayProc) stats() (procStats, error) {
+	if r.statsFn != nil {
+		return r.statsFn()
+	}
+	return readProc(r.cmd.Process.Pid)
+}
 
 // stop ends the process (SIGTERM, then SIGKILL after 20 s).
 func (r *relayProc) stop() {
-	if r == nil || r.cmd == nil {
+	if r == nil {
 		return
 	}
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.exited:
-	case <-time.After(20 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.exited
+	if r.cmd != nil {
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(20 * time.Second):
+			r.cmd.Process.Kill()
+			<-r.exited
+		}
 	}
 	r.logf.Close()
 	if r.after != nil {
