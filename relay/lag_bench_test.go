@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,8 @@ import (
 var (
 	lagAccounts = flag.Int("lag.accounts", 1_000, "accounts of the relay-lag benchmark's upstream")
 	lagCommits  = flag.Int("lag.commits", 10, "commits per account in the relay-lag benchmark's measured phase")
+	lagWorkers  = flag.Int("lag.workers", 0, "IngestOptions.Workers in the relay-lag benchmark (0: the default, as serve)")
+	lagRate     = flag.String("lag.rates", "500,2000", "measured commits per second of the relay-lag benchmark's runs")
 	lagLog      = flag.Bool("lag.log", false, "log the relay's components to stderr in the relay-lag benchmark")
 )
 
@@ -234,7 +237,7 @@ var testUpgraderLag = websocket.Upgrader{}
 // measured commits over first send → last receive), and p50/p99 of the
 // three stages of lagResult.
 func BenchmarkRelayLag(b *testing.B) {
-	for _, rate := range []int{500, 2000} {
+	for _, rate := range lagRates(b) {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
 			u := loadLagUpstream(b)
 			var res lagResult
@@ -246,6 +249,7 @@ func BenchmarkRelayLag(b *testing.B) {
 			b.ReportMetric(pct(res.total, 0.99), "p99-ms")
 			b.ReportMetric(pct(res.total, 1), "max-ms")
 			b.ReportMetric(float64(len(res.total))/(res.last-res.first).Seconds(), "commits/s")
+			b.ReportMetric(float64(res.cpu.Microseconds())/float64(len(res.total)), "cpu-µs/commit")
 			for _, st := range []struct {
 				name string
 				ds   []time.Duration
@@ -258,6 +262,18 @@ func BenchmarkRelayLag(b *testing.B) {
 			}
 		})
 	}
+}
+
+func lagRates(b *testing.B) []int {
+	var rates []int
+	for _, f := range strings.Split(*lagRate, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || r <= 0 {
+			b.Fatalf("-lag.rates: %q is not a rate", f)
+		}
+		rates = append(rates, r)
+	}
+	return rates
 }
 
 // runLag runs one relay through the warm-up and the measured phase at rate
@@ -308,7 +324,7 @@ func runLag(b *testing.B, u *lagUpstream, rate int) lagResult {
 	repos := &repostore.Repos{DB: db}
 	var mgrRef atomic.Pointer[relay.Manager]
 	in, err := relay.NewIngest(relay.IngestOptions{
-		DB: db, Repos: repos, Identity: u.ident, AllowInsecure: true,
+		DB: db, Repos: repos, Identity: u.ident, AllowInsecure: true, Workers: *lagWorkers,
 		OnDone: func(hostname string, seq int64) { mgrRef.Load().Done(hostname, seq) },
 		DiscoverHost: func(endpoint string) {
 			if m := mgrRef.Load(); m != nil {
@@ -358,6 +374,7 @@ func runLag(b *testing.B, u *lagUpstream, rate int) lagResult {
 
 	recvAt := make([]time.Duration, n)
 	received, warm := 0, 0
+	var cpu0 time.Duration
 	conn.SetReadDeadline(time.Now().Add(time.Minute + time.Duration(n)*time.Second/time.Duration(rate)))
 	for received < n {
 		_, data, err := conn.ReadMessage()
@@ -376,6 +393,7 @@ func runLag(b *testing.B, u *lagUpstream, rate int) lagResult {
 		i, measured := u.index[lagKey(c.Repo, c.Rev)]
 		if !measured {
 			if warm++; warm == len(u.warmup) {
+				cpu0 = cpuTime()
 				close(run.warm)
 			}
 			continue
@@ -389,7 +407,7 @@ func runLag(b *testing.B, u *lagUpstream, rate int) lagResult {
 	if c := u.conns.Load(); c != 1 {
 		b.Fatalf("the relay connected %d times, want once", c)
 	}
-	res := lagResult{first: time.Duration(run.sentAt[0].Load()), last: slices.Max(recvAt)}
+	res := lagResult{first: time.Duration(run.sentAt[0].Load()), last: slices.Max(recvAt), cpu: cpuTime() - cpu0}
 	for i := range n {
 		sent, submit, commit := time.Duration(run.sentAt[i].Load()), time.Duration(run.submitAt[i].Load()), time.Duration(run.commitAt[i].Load())
 		if sent == 0 || submit == 0 || commit == 0 {
@@ -411,6 +429,7 @@ func runLag(b *testing.B, u *lagUpstream, rate int) lagResult {
 type lagResult struct {
 	total, in, ingest, out []time.Duration
 	first, last            time.Duration // first send, last receive
+	cpu                    time.Duration // CPU of the process (upstream and consumer included) meanwhile
 }
 
 // pct is the p-quantile of ds in ms (ds gets sorted).
