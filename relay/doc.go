@@ -1,7 +1,7 @@
 // Package relay mirrors other atproto hosts: it subscribes to their
 // firehoses, verifies every event strictly, keeps a full copy of every
-// repository it sees, and re-broadcasts what it accepted on our own
-// firehose with our own seqs.
+// repository it sees (or, as a lean relay, only its state), and
+// re-broadcasts what it accepted on our own firehose with our own seqs.
 //
 // # Ingest: from an upstream frame to our firehose
 //
@@ -99,6 +99,42 @@
 //     (outcome "legacy") and skipped.
 //   - unknown types are counted and skipped, never fatal.
 //
+// # Lean relay (IngestOptions.Lean, serve --archive=false)
+//
+// A lean relay keeps of a mirrored account only its state: the head (rev,
+// commit CID, data CID), status, host and handle, and its record count per
+// collection; no blocks, no record index, no blob references (lean.go,
+// repostore.HeadChange). A #commit gets every check that needs no stored
+// tree — the host against the DID document, then repo.VerifyCommitMessage
+// against the key and the stored head: signature, rev order and clock
+// skew, commit equal to the CAR root, the inversion of the ops giving the
+// stored prevData, the ops and size limits — and is re-broadcast, blocks
+// unchanged, in the change that stores its head. The creates and deletes
+// of its ops move the collection counts, which are exact since a verified
+// inversion proves the ops are the whole diff, so listReposByCollection
+// keeps working. A resync fetches getRepo, verifies it fully, and stores
+// only the head and the counts of the fetched records
+// (repostore.HeadReplaceChange), with our #sync. Failures are handled as in
+// an archive. Without prevData (--lenient) there is nothing to check the
+// ops against: the commit passes on the other checks. Hosted accounts are
+// unaffected. The API answers state reads from the head and redirects
+// content reads to the PDS (api.Options.LeanMirrors). A store kept lean and
+// then run as an archive resyncs each account at its first commit, whose
+// ops find no stored tree (mst.ErrNotFound) to apply to.
+//
+// # Our own status of a mirrored account
+//
+// Ingest.SetStatus is the admin's takedown or suspension of a mirrored
+// account, or its reversal. It is queued behind the account's events like
+// one of them (ingest_local.go; it is not bound by MaxHeldEvents), so an
+// event submitted before it is handled with the old status and one after
+// it with the new. The status served combines ours with the host's (our
+// takedown first) and an #account says so; a taken-down account drops its
+// upstream commits and its reads answer RepoTakendown. The reversal emits
+// #account (and, in an archive, #sync of the stored head) and resyncs the
+// account, since commits were dropped meanwhile. Deactivation and deletion
+// are the account's own, on its PDS (ErrStatusNotOurs).
+//
 // With IngestOptions.LegacyEvents (--legacy-events) the legacy frames are
 // also emitted, each with its own seq, right after the current one: a
 // #handle after each #identity that carries a handle, a #tombstone after
@@ -165,9 +201,23 @@
 // through the Backfiller (Ingest.Backfill), the position stored after each
 // page so a backfill cut short resumes.
 //
-// Account counts per host (listHosts' accountCount) are recounted from the
-// account records every RecountInterval (store.CountAccountsByHost), not
-// kept by every change.
+// Hosts found through DID documents (hosts_discover.go): when the DID
+// document of a mirrored account names a PDS other than the host its event
+// came from (after #identity, a re-resolve, a #migrate, or a resync), the
+// ingest tells the manager (IngestOptions.DiscoverHost → Discover), which
+// crawls that host unless it knows it (banned hosts stay banned), as a
+// public crawl request: the same hostname and address checks, the check
+// that it answers, and the daily quota. The account is then followed there
+// without an operator: the new host is backfilled, which fetches the
+// account from it, and its events are accepted. Discoveries are queued
+// (at most 64, beyond which they are dropped: the next event finds them
+// again) and crawled one at a time on the manager's goroutine; a host whose
+// crawl failed is not tried again for ten minutes.
+//
+// Account counts per host (listHosts' accountCount, getHostStatus) are
+// exact per change: the store's committer moves them in the batch that
+// creates, moves or deletes an account (store.HostAccountCount). The host
+// records take a copy every RecountInterval, stored at the next flush.
 //
 // Metrics: relay_upstream_frames_total, relay_upstream_submitted_total,
 // relay_upstream_skipped_total{reason}, relay_upstream_connects_total
@@ -184,8 +234,8 @@
 // ingest after it, then Close the manager, which stores the final cursors.
 //
 // Ingest's methods are safe for concurrent use. Only the ingest writes
-// mirrored accounts: an account's queue is its write lock (one event or one
-// resync at a time). Identity lookups and getRepo fetches happen without
+// mirrored accounts: an account's queue is its write lock (one event, one
+// resync or one status change of ours at a time). Identity lookups and getRepo fetches happen without
 // any lock held. Close stops new events, cancels resyncs, drains the queued
 // events and waits for the workers; the store must stay open until it
 // returns.

@@ -8,11 +8,13 @@ import (
 	"maps"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/events"
 	"github.com/reservoir-atproto/reservoir/relay"
+	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
 )
 
@@ -188,4 +190,44 @@ func TestLeanRelay(t *testing.T) {
 	if resp, body := get(t, noRedirect, base+"/xrpc/com.atproto.sync.getRepo?did="+did); resp.StatusCode != 403 || !bytes.Contains(body, []byte("RepoTakendown")) {
 		t.Fatalf("getRepo of a taken-down lean mirror: %d %s", resp.StatusCode, body)
 	}
+}
+
+// A store kept lean and then run as an archive: the first commit of a
+// mirrored account cannot be applied to a tree the store never held, so
+// the account is fetched whole, and archived from then on.
+func TestLeanThenArchive(t *testing.T) {
+	ident := newFakeIdentity()
+	up := newUpstream(t)
+	did := up.createAccount(ident, "switch.test")
+	up.write(did, create("app.bsky.feed.post/a", "a"), create("app.bsky.feed.post/b", "b"))
+	m := newMirror(t, ident, leanMirror)
+	m.submit(up.hostname, frames(t, up.db, 0)...)
+	m.settle()
+	m.idle()
+	m.ingest.Close()
+
+	archive, err := relay.NewIngest(relay.IngestOptions{
+		DB: m.db, Repos: &repostore.Repos{DB: m.db}, Identity: ident, AllowInsecure: true, OnDone: m.onDone,
+		ResyncBackoff: time.Millisecond, MaxResyncBackoff: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer archive.Close()
+	m.ingest = archive
+	mark := up.db.LastSeq()
+	up.write(did, create("app.bsky.feed.post/c", "c"))
+	m.submit(up.hostname, frames(t, up.db, mark)...)
+	m.settle()
+	eventuallyTrue(t, "the resync", func() bool {
+		a, err := m.db.Account(did)
+		return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
+	})
+	m.idle()
+	sameRepo(t, up.db, m.db, did)
+	mark = up.db.LastSeq()
+	up.write(did, del("app.bsky.feed.post/a"))
+	m.submit(up.hostname, frames(t, up.db, mark)...)
+	m.settle()
+	sameRepo(t, up.db, m.db, did)
 }

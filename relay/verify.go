@@ -62,6 +62,9 @@ func (in *Ingest) handleCommit(ctx context.Context, hostname string, a *store.Ac
 		return in.desynchronize(ctx, a, hostname, outcomeInvalid)
 	case errors.Is(err, errIdentity):
 		return outcomeIdentity
+	case errors.Is(err, mst.ErrNotFound):
+		// The stored tree lacks a node (kept lean before): fetch it whole.
+		return in.desynchronize(ctx, a, hostname, outcomeResync)
 	}
 	in.log.Error("applying an upstream commit", "did", ev.Repo, "rev", ev.Rev, "err", err)
 	return outcomeError

@@ -27,6 +27,7 @@
 //	00 "seq" | "uid"          → last seq, last uid (8 bytes each)
 //	00 "collidx"              → collection index version (8 bytes)
 //	00 "hostid"               → last upstream host id (8 bytes)
+//	00 "hostcnt"              → table 15's version (8 bytes; absent: counted at Open)
 //	01 did                    → account record (DAG-CBOR map)
 //	02 uid                    → did
 //	03 uid                    → head: len commit-cid, len data-cid, rev
@@ -47,6 +48,7 @@
 //	12 uid                    → status                      account statuses
 //	13 id                     → host record (DAG-CBOR map)  upstream hosts
 //	14 hostname               → id                          host names
+//	15 hostname               → uvarint                     accounts per host (not deleted)
 //
 // # Live blocks and history
 //
@@ -115,9 +117,14 @@
 // order) and by name. Host writes are committer jobs, so they never race a
 // change; they hold absolute values that the relay's host manager, their
 // only writer, keeps in memory (its status, its durable cursor, its
-// limits). A host's account count is not kept up to date by every change:
-// CountAccountsByHost recounts it from the account records (their Host
-// field), and the manager stores the result periodically.
+// limits). Table 15 counts the accounts of each host (account records
+// with that Host, not deleted), exact per change: the committer reads the
+// record a change replaces when the change writes one (creations, moves,
+// status changes, deletions; never a plain commit, the hot path) and moves
+// the counts of the hosts it touched once per group, in the same batch
+// (hostcount.go). The marker 00 "hostcnt" says the table is built; Open
+// counts it from the account records (CountAccountsByHost) when it is
+// absent, before the committer starts.
 //
 // # Concurrency
 //
