@@ -75,13 +75,15 @@
 // # The firehose
 //
 // A Subscriber connects to /xrpc/com.atproto.sync.subscribeRepos, decodes
-// every binary message with DecodeFrame (two strict DAG-CBOR objects, a
-// header {t, op} and a body, nothing after; required fields of the lexicon
-// present; unknown fields skipped; DIDs, revs and seqs validated) and calls
+// every binary message with DecodeFrame (the server's own decoder,
+// events/wire: two strict DAG-CBOR objects, a header {t, op} and a body,
+// nothing after; required fields of the lexicon present; unknown fields
+// skipped; DIDs, revs and seqs validated) and calls
 // the Handler with *Commit, *Sync, *Identity, *Account, *Info or
 // *ErrorFrame, one at a time, in order. Frames of an unknown type or op
 // (the retired #handle, #migrate, #tombstone, or newer ones) are counted
-// and skipped, as the spec asks. A malformed frame ends Run with
+// and skipped, as the spec asks (a retired type still needs the fields its
+// last lexicon required). A malformed frame ends Run with
 // ErrMalformedFrame: reconnecting would only fetch it again.
 //
 // Cursors follow the references (sync-spec §3.3, §10.4): Cursor nil

@@ -5,16 +5,16 @@
 //
 // # Frames
 //
-// A frame is two DAG-CBOR objects back to back: a header {t: "#commit",
-// op: 1} (or {op: -1} for an error) and the event body, whose keys follow
-// canonical order. Bodies carry their seq, so a frame is encoded inside the
-// store's committer, when the seq is known (see store.FrameEncoder); every
-// later send, live or replayed, copies those bytes. Nothing is re-encoded.
-// #info and error frames are made per connection (InfoFrame, ErrorFrame):
-// they have no seq and are never stored. The legacy #handle, #migrate and
-// #tombstone (Handle, Migrate, Tombstone; sync-spec §1.3) are written only
-// by a relay run with --legacy-events, next to the current event they
-// duplicate; DecodeFrame reads them from older upstream hosts.
+// The frame format is package events/wire: the encoders, the strict
+// decoder the relay reads upstream hosts with (the client decodes through
+// it too) and the event types. Bodies carry their seq, so a frame is
+// encoded inside the store's committer, when the seq is known (see
+// store.FrameEncoder); every later send, live or replayed, copies those
+// bytes. Nothing is re-encoded. #info and error frames are made per
+// connection (wire.InfoFrame, wire.ErrorFrame): they have no seq and are
+// never stored. The legacy #handle, #migrate and #tombstone (sync-spec
+// §1.3) are written only by a relay run with --legacy-events, next to the
+// current event they duplicate.
 //
 // # The log, the ring and a stream
 //
