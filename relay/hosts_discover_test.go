@@ -7,7 +7,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/relay"
@@ -34,7 +34,7 @@ func moveAccount(t *testing.T, ident *fakeIdentity, from, to *upstream, did stri
 // identityFrame is an #identity of did with seq, as the old host sends it
 // after a move.
 func identityFrame(did string, seq int64) frame {
-	return frame{seq, (&events.Identity{DID: did, Time: time.Now()}).AppendFrame(nil, seq)}
+	return frame{seq, (&wire.Identity{DID: did, Time: time.Now()}).AppendFrame(nil, seq)}
 }
 
 // An account moves to a PDS the relay does not crawl: the #identity its

@@ -12,7 +12,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -223,7 +223,7 @@ const (
 type queuedEvent struct {
 	hostname string
 	seq      int64
-	ev       events.DIDEvent
+	ev       wire.DIDEvent
 	size     int64
 	local    *localChange // not an upstream event: a change of ours (ingest_local.go)
 }
@@ -281,14 +281,14 @@ func NewIngest(opts IngestOptions) (*Ingest, error) {
 // settled at once. The ingest keeps frame (event fields alias it) until
 // that OnDone: the caller must not reuse it.
 func (in *Ingest) Submit(ctx context.Context, hostname string, seq int64, frame []byte) error {
-	ev, err := events.DecodeFrame(frame)
+	ev, err := wire.DecodeFrame(frame)
 	if err != nil {
 		in.m.event("malformed", outcomeMalformed)
 		in.log.Debug("malformed upstream frame", "host", hostname, "seq", seq, "err", err)
 		in.opts.OnDone(hostname, seq)
 		return nil
 	}
-	de, ok := ev.(events.DIDEvent)
+	de, ok := ev.(wire.DIDEvent)
 	if !ok {
 		in.m.event(typeLabel(ev), outcomeSkipped)
 		in.opts.OnDone(hostname, seq)
@@ -512,11 +512,11 @@ func (in *Ingest) Stats() QueueStats {
 	}
 }
 
-func typeLabel(ev events.Event) string {
+func typeLabel(ev wire.Event) string {
 	switch e := ev.(type) {
-	case *events.ErrorFrameEvent:
+	case *wire.ErrorFrameEvent:
 		return "error"
-	case *events.UnknownEvent:
+	case *wire.UnknownEvent:
 		return "unknown"
 	default:
 		if t := e.Type(); len(t) > 1 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/identity"
 	"github.com/reservoir-atproto/reservoir/store"
 )
@@ -42,21 +42,21 @@ func (in *Ingest) handle(qe *queuedEvent) string {
 		return outcomeHostedHere
 	}
 	switch ev := qe.ev.(type) {
-	case *events.CommitEvent:
+	case *wire.CommitEvent:
 		return in.handleCommit(ctx, host, a, ev)
-	case *events.SyncEvent:
+	case *wire.SyncEvent:
 		return in.handleSync(ctx, host, a, ev)
-	case *events.IdentityEvent:
+	case *wire.IdentityEvent:
 		return in.handleIdentity(ctx, host, a, ev)
-	case *events.AccountEvent:
+	case *wire.AccountEvent:
 		return in.handleAccount(ctx, host, a, ev)
-	case *events.HandleEvent:
+	case *wire.HandleEvent:
 		// Legacy: an identity change that names the new handle.
-		return in.handleIdentity(ctx, host, a, &events.IdentityEvent{Seq: ev.Seq, DID: ev.DID, Handle: ev.Handle, Time: ev.Time})
-	case *events.TombstoneEvent:
+		return in.handleIdentity(ctx, host, a, &wire.IdentityEvent{Seq: ev.Seq, DID: ev.DID, Handle: ev.Handle, Time: ev.Time})
+	case *wire.TombstoneEvent:
 		// Legacy: the account is deleted.
-		return in.handleAccount(ctx, host, a, &events.AccountEvent{Seq: ev.Seq, DID: ev.DID, Active: false, Status: string(store.StatusDeleted), Time: ev.Time})
-	case *events.MigrateEvent:
+		return in.handleAccount(ctx, host, a, &wire.AccountEvent{Seq: ev.Seq, DID: ev.DID, Active: false, Status: string(store.StatusDeleted), Time: ev.Time})
+	case *wire.MigrateEvent:
 		return in.handleMigrate(ctx, host, a, ev)
 	}
 	return outcomeSkipped // a DID event of a type this ingest does not know
@@ -172,7 +172,7 @@ func combineStatus(local, upstream store.Status) store.Status {
 // repeat: an active account is active. An inactive one without a status we
 // know (relay-ref would say "inactive", which is no status at all) is kept
 // as deactivated, the mildest inactive status.
-func upstreamStatus(ev *events.AccountEvent) store.Status {
+func upstreamStatus(ev *wire.AccountEvent) store.Status {
 	if ev.Active {
 		return store.StatusActive
 	}
@@ -211,7 +211,7 @@ func changeDID(c *store.Change) string {
 
 // accountEvent is the #account frame of an account's combined status.
 func (in *Ingest) accountEvent(a *store.Account) store.FrameEncoder {
-	return (&events.Account{DID: a.DID, Active: a.Status.Active(), Status: string(a.Status), Time: in.opts.Now()}).AppendFrame
+	return (&wire.Account{DID: a.DID, Active: a.Status.Active(), Status: string(a.Status), Time: in.opts.Now()}).AppendFrame
 }
 
 // markDesynchronized records that the account's copy is no longer known to
@@ -241,7 +241,7 @@ func (in *Ingest) markDesynchronized(ctx context.Context, a *store.Account) erro
 // handleIdentity purges the identity cache, resolves the DID again, keeps
 // the verified handle, and forwards #identity (with the handle only when it
 // is the one the DID document declares, as relay-ref does).
-func (in *Ingest) handleIdentity(ctx context.Context, hostname string, a *store.Account, ev *events.IdentityEvent) string {
+func (in *Ingest) handleIdentity(ctx context.Context, hostname string, a *store.Account, ev *wire.IdentityEvent) string {
 	in.ident.Purge(syntax.DID(ev.DID))
 	id, err := in.checkHost(ctx, ev.DID, hostname)
 	if o := hostOutcome(err); o != "" {
@@ -254,13 +254,13 @@ func (in *Ingest) handleIdentity(ctx context.Context, hostname string, a *store.
 		c = &store.Change{UID: a.UID, Account: a, OldHandle: a.Handle}
 		a.Handle, a.Host = verifiedHandle(id), hostname
 	}
-	out := &events.Identity{DID: ev.DID, Time: in.opts.Now()}
+	out := &wire.Identity{DID: ev.DID, Time: in.opts.Now()}
 	if h, err := syntax.ParseHandle(ev.Handle); err == nil && id.DeclaredHandle != "" && h.Normalize() == id.DeclaredHandle {
 		out.Handle = string(id.DeclaredHandle)
 	}
 	c.Events = append(c.Events, out.AppendFrame)
 	if in.opts.LegacyEvents && out.Handle != "" {
-		c.Events = append(c.Events, (&events.Handle{DID: ev.DID, Handle: out.Handle, Time: out.Time}).AppendFrame)
+		c.Events = append(c.Events, (&wire.Handle{DID: ev.DID, Handle: out.Handle, Time: out.Time}).AppendFrame)
 	}
 	if err := in.apply(ctx, c); err != nil {
 		in.log.Error("identity event", "did", ev.DID, "err", err)
@@ -272,7 +272,7 @@ func (in *Ingest) handleIdentity(ctx context.Context, hostname string, a *store.
 // handleAccount stores the status the host reports, combines it with ours
 // and forwards #account with the combined state. A deletion also removes
 // the account's repository and purges its earlier events, as the host did.
-func (in *Ingest) handleAccount(ctx context.Context, hostname string, a *store.Account, ev *events.AccountEvent) string {
+func (in *Ingest) handleAccount(ctx context.Context, hostname string, a *store.Account, ev *wire.AccountEvent) string {
 	up := upstreamStatus(ev)
 	id, err := in.checkHost(ctx, ev.DID, hostname)
 	if errors.Is(err, errIdentity) && up == store.StatusDeleted && a != nil && a.Host == hostname {
@@ -303,7 +303,7 @@ func (in *Ingest) handleAccount(ctx context.Context, hostname string, a *store.A
 	}
 	c.Events = append(c.Events, in.accountEvent(a))
 	if in.opts.LegacyEvents && c.Delete {
-		c.Events = append(c.Events, (&events.Tombstone{DID: a.DID, Time: in.opts.Now()}).AppendFrame)
+		c.Events = append(c.Events, (&wire.Tombstone{DID: a.DID, Time: in.opts.Now()}).AppendFrame)
 	}
 	if err := in.apply(ctx, c); err != nil {
 		in.log.Error("account event", "did", ev.DID, "err", err)
@@ -319,7 +319,7 @@ func (in *Ingest) handleAccount(ctx context.Context, hostname string, a *store.A
 // The event may come from the old host, so it is not checked against the
 // sending host. An account never seen, or one whose PDS did not change, is
 // counted and skipped.
-func (in *Ingest) handleMigrate(ctx context.Context, hostname string, a *store.Account, ev *events.MigrateEvent) string {
+func (in *Ingest) handleMigrate(ctx context.Context, hostname string, a *store.Account, ev *wire.MigrateEvent) string {
 	d := syntax.DID(ev.DID)
 	in.ident.Purge(d)
 	if a == nil {
@@ -345,12 +345,12 @@ func (in *Ingest) handleMigrate(ctx context.Context, hostname string, a *store.A
 	c := &store.Change{UID: a.UID, Account: a, OldHandle: a.Handle}
 	a.Handle, a.Host = verifiedHandle(id), to
 	now := in.opts.Now()
-	out := &events.Identity{DID: ev.DID, Handle: string(id.DeclaredHandle), Time: now}
+	out := &wire.Identity{DID: ev.DID, Handle: string(id.DeclaredHandle), Time: now}
 	c.Events = append(c.Events, out.AppendFrame)
 	if in.opts.LegacyEvents {
-		c.Events = append(c.Events, (&events.Migrate{DID: ev.DID, MigrateTo: to, Time: now}).AppendFrame)
+		c.Events = append(c.Events, (&wire.Migrate{DID: ev.DID, MigrateTo: to, Time: now}).AppendFrame)
 		if out.Handle != "" {
-			c.Events = append(c.Events, (&events.Handle{DID: ev.DID, Handle: out.Handle, Time: now}).AppendFrame)
+			c.Events = append(c.Events, (&wire.Handle{DID: ev.DID, Handle: out.Handle, Time: now}).AppendFrame)
 		}
 	}
 	if err := in.apply(ctx, c); err != nil {

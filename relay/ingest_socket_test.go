@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/repostore"
@@ -251,15 +251,15 @@ func TestHostileUpstreamSocket(t *testing.T) {
 	desync, synced := map[string]bool{}, map[string]bool{}
 	for _, d := range log {
 		switch ev := d.ev.(type) {
-		case *events.CommitEvent:
+		case *wire.CommitEvent:
 			if _, bad := badRevs[ev.Repo]; bad && (ev.Rev == badRevs[ev.Repo] || ev.Rev == badRevs[ev.Repo+" tampered"]) {
 				t.Fatalf("a bad commit was forwarded: %s rev %s", ev.Repo, ev.Rev)
 			}
-		case *events.AccountEvent:
+		case *wire.AccountEvent:
 			if ev.Status == string(store.StatusDesynchronized) {
 				desync[ev.DID] = true
 			}
-		case *events.SyncEvent:
+		case *wire.SyncEvent:
 			synced[ev.DID] = desync[ev.DID]
 		}
 	}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
 )
@@ -27,7 +27,7 @@ import (
 // applyLean stores a verified commit on a lean mirror: the new head, the
 // collection counts and the #commit frame (the upstream's blocks
 // unchanged), in one change.
-func (in *Ingest) applyLean(ctx context.Context, a *store.Account, ev *events.CommitEvent, vc *repo.VerifiedCommit, moved bool) error {
+func (in *Ingest) applyLean(ctx context.Context, a *store.Account, ev *wire.CommitEvent, vc *repo.VerifiedCommit, moved bool) error {
 	res := &repo.CommitResult{
 		Commit: vc.Commit, CID: vc.CommitCID, Since: syntax.TID(ev.Since), PrevData: ev.PrevData,
 		Ops: ev.Ops, Slice: ev.Blocks,

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -93,13 +93,13 @@ func TestLeanRelay(t *testing.T) {
 	verifyOurCommits(t, log, pubKeys(up))
 	upCommits := map[string][]byte{}
 	for _, f := range upFrames {
-		if ev, _ := events.DecodeFrame(f.bytes); ev.Type() == events.TypeCommit {
-			upCommits[ev.(*events.CommitEvent).Rev] = ev.(*events.CommitEvent).Blocks
+		if ev, _ := wire.DecodeFrame(f.bytes); ev.Type() == wire.TypeCommit {
+			upCommits[ev.(*wire.CommitEvent).Rev] = ev.(*wire.CommitEvent).Blocks
 		}
 	}
 	n := 0
 	for _, d := range log {
-		if c, ok := d.ev.(*events.CommitEvent); ok {
+		if c, ok := d.ev.(*wire.CommitEvent); ok {
 			n++
 			if !bytes.Equal(c.Blocks, upCommits[c.Rev]) {
 				t.Fatalf("our #commit rev %s: blocks differ from the upstream's", c.Rev)
@@ -129,7 +129,7 @@ func TestLeanRelay(t *testing.T) {
 	for _, d := range decodeLog(t, m.db, ourMark) {
 		types = append(types, d.ev.Type())
 	}
-	if len(types) != 3 || types[0] != events.TypeAccount || types[1] != events.TypeAccount || types[2] != events.TypeSync {
+	if len(types) != 3 || types[0] != wire.TypeAccount || types[1] != wire.TypeAccount || types[2] != wire.TypeSync {
 		t.Fatalf("our log after the bad commit: %v", types)
 	}
 	verifyOurCommits(t, decodeLog(t, m.db, 0), pubKeys(up))
