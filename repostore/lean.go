@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
 )
@@ -53,7 +53,7 @@ func (r *Repos) HeadChange(a *store.Account, res *repo.CommitResult, now time.Ti
 		}
 		c.Collections = append(c.Collections, store.CollectionCount{Collection: coll, Count: uint64(n), Old: cur})
 	}
-	ev := &events.Commit{
+	ev := &wire.Commit{
 		Repo: a.DID, Rev: string(res.Commit.Rev), Since: string(res.Since), Commit: res.CID,
 		PrevData: res.PrevData, Blocks: res.Slice, Ops: res.Ops, Time: now,
 	}

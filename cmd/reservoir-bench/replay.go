@@ -15,6 +15,7 @@ import (
 
 	"github.com/reservoir-atproto/reservoir/dagcbor"
 	"github.com/reservoir-atproto/reservoir/events"
+	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
 )
@@ -27,7 +28,7 @@ func replayCommit(rng *rand.Rand, did string, size int) store.FrameEncoder {
 		blocks[i] = byte(rng.Uint32())
 	}
 	c := dagcbor.SumCBOR(blocks)
-	ev := &events.Commit{
+	ev := &wire.Commit{
 		Repo: did, Rev: "3lbmqhtxvhs2c", Since: "3lbmqhtxvhs2b", Commit: c, PrevData: c, Blocks: blocks,
 		Ops:  []repo.Op{{Action: repo.ActionCreate, Path: "app.bsky.feed.post/3lbmqhtxvhs2c", CID: c}},
 		Time: time.Now(),
