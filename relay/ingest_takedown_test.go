@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/reservoir-atproto/reservoir/api"
@@ -125,6 +127,33 @@ func TestMirroredTakedown(t *testing.T) {
 	m.submit(up.hostname, frames(t, up.db, mark)...)
 	m.settle()
 	sameRepo(t, up.db, m.db, did)
+
+	// The same through com.atproto.admin.updateSubjectStatus.
+	subject := func(applied bool) {
+		t.Helper()
+		body := fmt.Sprintf(`{"subject":{"$type":"com.atproto.admin.defs#repoRef","did":%q},"takedown":{"applied":%v}}`, did, applied)
+		req, _ := http.NewRequest(http.MethodPost, base+"/xrpc/com.atproto.admin.updateSubjectStatus", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("admin", "x")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("updateSubjectStatus applied=%v: %d", applied, resp.StatusCode)
+		}
+	}
+	subject(true)
+	if code, name := call(t, http.MethodGet, read); code != 403 || name != "RepoTakendown" {
+		t.Fatalf("getRepo after updateSubjectStatus: %d %s", code, name)
+	}
+	subject(false)
+	eventuallyTrue(t, "the reversal", func() bool { a, _ := m.db.Account(did); return a.Status == store.StatusActive })
+	m.idle()
+	if code, _ := call(t, http.MethodGet, read); code != 200 {
+		t.Fatalf("getRepo after the reversal: %d", code)
+	}
 
 	// Unknown and hosted accounts are not the relay's.
 	if err := m.ingest.SetStatus(context.Background(), newDID(), store.StatusTakendown); !errors.Is(err, relay.ErrNotMirrored) {
