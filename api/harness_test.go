@@ -83,6 +83,8 @@ func (h *harness) with(t *testing.T) *harness {
 type harnessOptions struct {
 	historyWindow time.Duration
 	maxBlobSize   int64 // 0: the host's default
+	mirrors       api.MirroredStatus
+	leanMirrors   bool
 }
 
 func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
@@ -121,7 +123,7 @@ func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
 	})
 	auth := &xrpc.Auth{AdminPassword: adminPassword, Tokens: h}
 	srv := xrpc.NewServer(xrpc.Options{Logger: logger, Version: serverVersion, Health: db.Healthy})
-	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger, Now: clock.Now})
+	a := api.New(api.Options{DB: db, Repos: repos, Host: h, Auth: auth, PublicURL: publicURL, Logger: logger, Now: clock.Now, Mirrors: o.mirrors, LeanMirrors: o.leanMirrors})
 	a.Register(srv)
 	mux := http.NewServeMux()
 	mux.Handle(xrpc.PathPrefix, srv)
