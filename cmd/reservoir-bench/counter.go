@@ -32,8 +32,8 @@ func isCommit(frame []byte) bool {
 }
 
 // subscribeCount connects to a firehose (a ws:// service root) and counts
-// frames until ctx ends or the connection fails. count=false reads and
-// discards without looking at the frames.
+// frames until ctx ends or the connection fails; readBuf is the
+// websocket read buffer.
 func subscribeCount(ctx context.Context, wsRoot string, readBuf int) (*counter, error) {
 	d := websocket.Dialer{ReadBufferSize: readBuf, WriteBufferSize: 256, HandshakeTimeout: 10 * time.Second}
 	conn, resp, err := d.DialContext(ctx, wsRoot+"/xrpc/com.atproto.sync.subscribeRepos", nil)
@@ -115,7 +115,7 @@ func (c *counter) waitCommits(ctx context.Context, n int64, stall time.Duration,
 	}
 }
 
-// getOK waits until url answers 2xx.
+// waitHTTP waits until url answers 2xx.
 func waitHTTP(ctx context.Context, url string, timeout time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}

@@ -83,7 +83,7 @@ func runRSS(ctx context.Context, e *benchEnv, args []string) error {
 		return ctx.Err()
 	}
 	var xs []int64
-	n0, t1, st0 := c.commits.Load(), time.Now(), must(r.stats())
+	n0, t1, st0 := c.commits.Load(), time.Now(), orZero(r.stats())
 	for time.Since(t1) < *duration {
 		if st, err := r.stats(); err == nil {
 			xs = append(xs, st.RSS)
@@ -94,7 +94,7 @@ func runRSS(ctx context.Context, e *benchEnv, args []string) error {
 			return ctx.Err()
 		}
 	}
-	n1, t2, st1 := c.commits.Load(), time.Now(), must(r.stats())
+	n1, t2, st1 := c.commits.Load(), time.Now(), orZero(r.stats())
 	select {
 	case err := <-paced:
 		if err == nil {
