@@ -94,7 +94,7 @@ func benchAccount(b *testing.B, ident *fakeIdentity) (frame, []frame) {
 	opts := repo.CommitOptions{DID: syntax.DID(did), Key: priv, Clock: repo.NewRevClock(0)}
 	tree := mst.NewEmpty(mst.MemBlocks{})
 	enc := func(r *repo.CommitResult) frame {
-		return frame{0, (&wire.Commit{Repo: did, Rev: string(r.Commit.Rev), Since: string(r.Since), Commit: r.CID, PrevData: r.PrevData, Blocks: r.Slice, Ops: r.Ops, Time: testTime}).AppendFrame(nil, 0)}
+		return frame{0, (&wire.Commit{Repo: did, Rev: string(r.Commit.Rev), Since: string(r.Since), Commit: r.CID, PrevData: r.PrevData, Blocks: r.Slice, Ops: r.Ops, Time: testTime}).AppendFrame(nil, 1)} // seq 0 is refused by the decoder; the stream's seqs are Submit's
 	}
 	var ws []repo.Write
 	for j := range *benchRecords {
