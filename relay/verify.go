@@ -130,46 +130,36 @@ func (in *Ingest) withKey(ctx context.Context, did string, verify func(atcrypto.
 	return verify(fresh)
 }
 
-// applyCommit applies a verified commit to the stored repository: the ops
-// forward on the stored tree must give the signed root. It stores the
-// commit, the new nodes and the new records, and re-broadcasts the event
-// with the upstream's blocks unchanged.
+// applyCommit stores a verified commit and re-broadcasts it with the
+// upstream's blocks unchanged. When the inversion ran against the stored
+// root (prevData equal to the stored data, which verifyCommit checked), its
+// delta is exactly what changes in the stored tree: the change is built from
+// it without reading a stored node. Otherwise (a lenient commit without
+// prevData) the ops are applied forward on the stored tree, which must give
+// the signed root.
 func (in *Ingest) applyCommit(ctx context.Context, a *store.Account, ev *wire.CommitEvent, vc *repo.VerifiedCommit, moved bool) error {
-	bg := overlayBlocks{first: vc.Blocks, then: in.repos.Blocks(a.UID)}
-	tree := mst.NewEmpty(bg)
-	if a.Head.Defined() {
-		var err error
-		if tree, err = mst.Load(bg, a.Head.Data); err != nil {
-			return fmt.Errorf("relay: loading the stored tree of %s: %w", a.DID, err)
-		}
-	}
-	ops := make([]mst.Op, len(vc.Ops))
-	for i, op := range vc.Ops {
-		ops[i] = mst.Op{Key: op.Path, Old: op.Prev, New: op.CID}
-	}
-	if err := tree.Apply(ops); err != nil {
-		if errors.Is(err, mst.ErrConflict) {
-			return fmt.Errorf("%w: %w", errApply, err)
-		}
-		return fmt.Errorf("relay: applying the ops of %s: %w", a.DID, err)
-	}
-	root, err := tree.Root()
-	if err != nil {
-		return fmt.Errorf("relay: hashing the tree of %s: %w", a.DID, err)
-	}
-	if root != vc.Commit.Data {
-		return fmt.Errorf("%w: the ops give root %s, the commit says %s", errApply, root, vc.Commit.Data)
-	}
 	res := &repo.CommitResult{
 		Commit: vc.Commit, CID: vc.CommitCID, Since: syntax.TID(ev.Since), PrevData: ev.PrevData,
 		Ops: ev.Ops, Slice: ev.Blocks,
 	}
 	res.NewBlocks = append(res.NewBlocks, repo.Block{CID: vc.CommitCID, Data: vc.Blocks[vc.CommitCID]})
-	if err := tree.NewBlocks(func(c cid.Cid, data []byte) error {
-		res.NewBlocks = append(res.NewBlocks, repo.Block{CID: c, Data: data})
-		return nil
-	}); err != nil {
-		return fmt.Errorf("relay: new nodes of %s: %w", a.DID, err)
+	var tree *mst.Tree
+	if d := vc.Delta; d != nil && a.Head.Defined() && ev.PrevData == a.Head.Data {
+		for _, c := range d.NewNodes {
+			res.NewBlocks = append(res.NewBlocks, repo.Block{CID: c, Data: vc.Blocks[c]})
+		}
+		res.DeadNodes = d.DeadNodes
+	} else {
+		var err error
+		if tree, err = in.applyForward(a, vc); err != nil {
+			return err
+		}
+		if err := tree.NewBlocks(func(c cid.Cid, data []byte) error {
+			res.NewBlocks = append(res.NewBlocks, repo.Block{CID: c, Data: data})
+			return nil
+		}); err != nil {
+			return fmt.Errorf("relay: new nodes of %s: %w", a.DID, err)
+		}
 	}
 	added := map[cid.Cid]bool{}
 	for _, op := range vc.Ops {
@@ -195,6 +185,38 @@ func (in *Ingest) applyCommit(ctx context.Context, a *store.Account, ev *wire.Co
 		}
 	}
 	return in.apply(ctx, c)
+}
+
+// applyForward applies the commit's ops to the stored tree (read through
+// the commit's blocks, then the store's) and checks the result is the
+// signed root.
+func (in *Ingest) applyForward(a *store.Account, vc *repo.VerifiedCommit) (*mst.Tree, error) {
+	bg := overlayBlocks{first: vc.Blocks, then: in.repos.Blocks(a.UID)}
+	tree := mst.NewEmpty(bg)
+	if a.Head.Defined() {
+		var err error
+		if tree, err = mst.Load(bg, a.Head.Data); err != nil {
+			return nil, fmt.Errorf("relay: loading the stored tree of %s: %w", a.DID, err)
+		}
+	}
+	ops := make([]mst.Op, len(vc.Ops))
+	for i, op := range vc.Ops {
+		ops[i] = mst.Op{Key: op.Path, Old: op.Prev, New: op.CID}
+	}
+	if err := tree.Apply(ops); err != nil {
+		if errors.Is(err, mst.ErrConflict) {
+			return nil, fmt.Errorf("%w: %w", errApply, err)
+		}
+		return nil, fmt.Errorf("relay: applying the ops of %s: %w", a.DID, err)
+	}
+	root, err := tree.Root()
+	if err != nil {
+		return nil, fmt.Errorf("relay: hashing the tree of %s: %w", a.DID, err)
+	}
+	if root != vc.Commit.Data {
+		return nil, fmt.Errorf("%w: the ops give root %s, the commit says %s", errApply, root, vc.Commit.Data)
+	}
+	return tree, nil
 }
 
 // overlayBlocks reads the commit's blocks first, then the stored ones.

@@ -53,6 +53,10 @@ type CommitResult struct {
 	Ops       []Op       // in the order of the writes, with prev CIDs for updates and deletes; unchanged updates dropped
 	NewBlocks []Block    // the commit, new MST nodes and new record blocks: what the store adds
 	Slice     []byte     // the #commit blocks CAR: NewBlocks plus the proof nodes consumers need to invert the ops
+	// DeadNodes are the MST nodes the commit removes, with their bytes,
+	// when they are known without the tree (a verified upstream commit's
+	// TreeDelta); nil when the tree says (BuildCommit).
+	DeadNodes []Block
 }
 
 // BuildCommit applies writes to tree (the repository's MST at prev.Data, or

@@ -60,6 +60,25 @@ type VerifiedCommit struct {
 	CommitCID cid.Cid
 	Blocks    mst.MemBlocks // every block of the slice, each checked against its CID
 	Ops       []Op          // normalized (deletions first, then by path)
+	// Delta is what the commit changes in the tree, known from the
+	// inversion: nil when none ran (a first commit, or a lenient one
+	// without prevData).
+	Delta *TreeDelta
+}
+
+// TreeDelta is the difference between the tree before a commit (at
+// prevData) and after it (at the commit's data), as the sync-1.1 inversion
+// computed it from the slice alone. With prevData equal to the stored
+// root, it is exactly what a store of the repository must add and remove:
+// no stored node needs to be read, and applying the ops forward to the
+// stored tree would give the same root (the MST is canonical for its keys).
+type TreeDelta struct {
+	// NewNodes are the MST nodes of the new tree that the old one lacks;
+	// their bytes are in VerifiedCommit.Blocks.
+	NewNodes []cid.Cid
+	// DeadNodes are the MST nodes of the old tree that the new one lacks,
+	// with their bytes (re-encoded by the inversion, so hashed to their CIDs).
+	DeadNodes []Block
 }
 
 // State is the repository state after the commit.
@@ -141,9 +160,10 @@ func VerifyCommitMessage(msg *CommitMessage, opts VerifyOptions) (*VerifiedCommi
 	if err := commit.VerifySignature(opts.Key); err != nil {
 		return nil, verr(ErrSignature, err, "")
 	}
+	var delta *TreeDelta
 	switch {
 	case msg.PrevData.Defined():
-		if err := checkInversion(blocks, commit.Data, msg.PrevData, ops); err != nil {
+		if delta, err = checkInversion(blocks, commit.Data, msg.PrevData, ops); err != nil {
 			return nil, err
 		}
 	case opts.Prev == nil && msg.Since == "":
@@ -151,17 +171,17 @@ func VerifyCommitMessage(msg *CommitMessage, opts VerifyOptions) (*VerifiedCommi
 	case !opts.Lenient:
 		return nil, verr(ErrPrevDataMissing, nil, "")
 	}
-	return &VerifiedCommit{Commit: commit, CommitCID: msg.Commit, Blocks: blocks, Ops: ops}, nil
+	return &VerifiedCommit{Commit: commit, CommitCID: msg.Commit, Blocks: blocks, Ops: ops, Delta: delta}, nil
 }
 
 // checkInversion loads the partial tree at data from the slice, checks that
 // every create and update is present with its CID (and its record block is
 // in the slice), then inverts the ops in order and compares the root with
-// prevData.
-func checkInversion(blocks mst.MemBlocks, data, prevData cid.Cid, ops []Op) error {
+// prevData. It returns the nodes the commit adds and removes.
+func checkInversion(blocks mst.MemBlocks, data, prevData cid.Cid, ops []Op) (*TreeDelta, error) {
 	tree, err := mst.Load(blocks, data)
 	if err != nil {
-		return treeErr(err, "loading the new tree")
+		return nil, treeErr(err, "loading the new tree")
 	}
 	for _, op := range ops {
 		if op.Action == ActionDelete {
@@ -169,13 +189,13 @@ func checkInversion(blocks mst.MemBlocks, data, prevData cid.Cid, ops []Op) erro
 		}
 		got, err := tree.Get([]byte(op.Path))
 		if err != nil {
-			return treeErr(err, "reading %s", op.Path)
+			return nil, treeErr(err, "reading %s", op.Path)
 		}
 		if got != op.CID {
-			return verr(ErrInversion, nil, "%s %s: tree has %s, op says %s", op.Action, op.Path, cidOrNone(got), op.CID)
+			return nil, verr(ErrInversion, nil, "%s %s: tree has %s, op says %s", op.Action, op.Path, cidOrNone(got), op.CID)
 		}
 		if _, ok := blocks[op.CID]; !ok {
-			return verr(ErrMissingBlock, nil, "record %s of %s", op.CID, op.Path)
+			return nil, verr(ErrMissingBlock, nil, "record %s of %s", op.CID, op.Path)
 		}
 	}
 	for _, op := range ops {
@@ -192,20 +212,36 @@ func checkInversion(blocks mst.MemBlocks, data, prevData cid.Cid, ops []Op) erro
 			prev, err = tree.Insert([]byte(op.Path), op.Prev)
 		}
 		if err != nil {
-			return treeErr(err, "inverting %s %s", op.Action, op.Path)
+			return nil, treeErr(err, "inverting %s %s", op.Action, op.Path)
 		}
 		if prev != want {
-			return verr(ErrInversion, nil, "inverting %s %s: found %s, want %s", op.Action, op.Path, cidOrNone(prev), cidOrNone(want))
+			return nil, verr(ErrInversion, nil, "inverting %s %s: found %s, want %s", op.Action, op.Path, cidOrNone(prev), cidOrNone(want))
 		}
 	}
 	root, err := tree.Root()
 	if err != nil {
-		return treeErr(err, "computing the inverted root")
+		return nil, treeErr(err, "computing the inverted root")
 	}
 	if root != prevData {
-		return verr(ErrInversion, nil, "inverted root %s, prevData %s", root, prevData)
+		return nil, verr(ErrInversion, nil, "inverted root %s, prevData %s", root, prevData)
 	}
-	return nil
+	// The inverted tree is the old one: the nodes the inversion made are the
+	// old tree's (dead after the commit), the loaded nodes it no longer
+	// reaches are the new tree's (added by the commit).
+	delta := &TreeDelta{}
+	if err := tree.NewBlocks(func(c cid.Cid, data []byte) error {
+		delta.DeadNodes = append(delta.DeadNodes, Block{CID: c, Data: data})
+		return nil
+	}); err != nil {
+		return nil, treeErr(err, "listing the old nodes")
+	}
+	if err := tree.RemovedBlocks(func(c cid.Cid) error {
+		delta.NewNodes = append(delta.NewNodes, c)
+		return nil
+	}); err != nil {
+		return nil, treeErr(err, "listing the new nodes")
+	}
+	return delta, nil
 }
 
 func treeErr(err error, format string, args ...any) error {

@@ -53,7 +53,8 @@ func (r *Repos) Tree(a *store.Account) (*mst.Tree, error) {
 
 // CommitChange builds the store change that records res, a commit applied
 // to the account's repository; tree is the MST after the commit (loaded over
-// this repository's blocks, so that the nodes it replaced are known). The
+// this repository's blocks, so that the nodes it replaced are known), or nil
+// when res.DeadNodes lists them (a verified upstream commit's TreeDelta). The
 // change carries the #commit event, timestamped now.
 func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst.Tree, now time.Time) (*store.Change, error) {
 	c := &store.Change{
@@ -87,8 +88,16 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 			return nil, fmt.Errorf("repostore: previous commit: %w", err)
 		}
 	}
-	if err := tree.RemovedBlocks(kill); err != nil {
-		return nil, fmt.Errorf("repostore: removed nodes: %w", err)
+	if tree != nil {
+		if err := tree.RemovedBlocks(kill); err != nil {
+			return nil, fmt.Errorf("repostore: removed nodes: %w", err)
+		}
+	} else {
+		for _, b := range res.DeadNodes {
+			if !fresh[b.CID] {
+				c.Dead = append(c.Dead, store.DeadBlock{CID: b.CID, Data: b.Data})
+			}
+		}
 	}
 
 	refDelta := map[cid.Cid]int64{}
