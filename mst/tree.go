@@ -214,6 +214,15 @@ func (t *Tree) NewBlocks(fn func(c cid.Cid, data []byte) error) error {
 	return visit(t.root.n)
 }
 
+// LoadedBlocks calls fn for the CID of every node read from the
+// BlockGetter so far (the root of Load included): nodes of the tree as it
+// was loaded.
+func (t *Tree) LoadedBlocks(fn func(c cid.Cid)) {
+	for _, c := range t.loaded {
+		fn(c)
+	}
+}
+
 // RemovedBlocks calls fn for every node block the tree had when loaded that
 // the current root no longer reaches: what a commit makes garbage. It calls
 // Root first. A node can only leave the tree after an edit read it, so the

@@ -226,6 +226,16 @@ func sameRepo(t *testing.T, up, mirror *store.DB, did string) {
 	r1, b1 := repoCAR(t, up, did)
 	r2, b2 := repoCAR(t, mirror, did)
 	if r1 != r2 || !maps.EqualFunc(b1, b2, bytes.Equal) {
+		for c, b := range b1 {
+			if _, ok := b2[c]; !ok {
+				t.Logf("the mirror lacks %s: %x", c, b)
+			}
+		}
+		for c, b := range b2 {
+			if _, ok := b1[c]; !ok {
+				t.Logf("the mirror has %s in excess: %x", c, b)
+			}
+		}
 		t.Fatalf("%s: mirror differs: root %s vs %s, %d vs %d blocks", did, r1, r2, len(b1), len(b2))
 	}
 }

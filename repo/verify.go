@@ -226,11 +226,17 @@ func checkInversion(blocks mst.MemBlocks, data, prevData cid.Cid, ops []Op) (*Tr
 		return nil, verr(ErrInversion, nil, "inverted root %s, prevData %s", root, prevData)
 	}
 	// The inverted tree is the old one: the nodes the inversion made are the
-	// old tree's (dead after the commit), the loaded nodes it no longer
-	// reaches are the new tree's (added by the commit).
+	// old tree's, dead after the commit unless the new tree has the same
+	// node (an edit can rebuild a node it passed through unchanged: a split
+	// undone by a merge); the loaded nodes it no longer reaches are the new
+	// tree's (added by the commit).
 	delta := &TreeDelta{}
+	inNew := map[cid.Cid]struct{}{}
+	tree.LoadedBlocks(func(c cid.Cid) { inNew[c] = struct{}{} })
 	if err := tree.NewBlocks(func(c cid.Cid, data []byte) error {
-		delta.DeadNodes = append(delta.DeadNodes, Block{CID: c, Data: data})
+		if _, ok := inNew[c]; !ok {
+			delta.DeadNodes = append(delta.DeadNodes, Block{CID: c, Data: data})
+		}
 		return nil
 	}); err != nil {
 		return nil, treeErr(err, "listing the old nodes")

@@ -472,86 +472,100 @@ func (acceptAll) HashAndVerify(content, sig []byte) error { return nil }
 
 // The delta the inversion reports is the difference of the two trees' node
 // sets, computed here independently by walking both trees whole, and each
-// dead node's bytes hash to its CID.
+// dead node's bytes hash to its CID: on a growing repository, and on small
+// ones that shrink to nothing and grow again (where edits rebuild nodes
+// they pass through: height changes, splits undone by merges).
 func TestVerifyDeltaIsTheTreeDifference(t *testing.T) {
 	key := testKeys(t)["K-256"]
-	r := newTestRepo(t, key, 7)
 	pub := publicKey(t, key)
-	nodes := func(root cid.Cid) map[cid.Cid]bool {
-		tr, err := mst.Load(r.blocks, root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		set := map[cid.Cid]bool{}
-		if err := tr.WalkBlocks(func(c cid.Cid, _ []byte) error { set[c] = true; return nil }, func(cid.Cid) error { return nil }); err != nil {
-			t.Fatal(err)
-		}
-		return set
-	}
-	var state *RepoState
 	checked := 0
-	for i := 0; i < 250; i++ {
-		n := 1 + r.rng.Intn(4)
-		if i%40 == 39 {
-			n = 30
-		}
-		var before map[cid.Cid]bool
-		if r.head != nil {
-			before = nodes(r.head.Data)
-		}
-		msg, _ := r.commit(r.randomWrites(n))
-		v, err := VerifyCommitMessage(msg, VerifyOptions{Key: pub, Prev: state})
-		if err != nil {
-			t.Fatalf("commit %d: %v", i, err)
-		}
-		s := v.State()
-		state = &s
-		if before == nil {
-			if v.Delta != nil {
-				t.Fatalf("commit %d: a first commit has a delta", i)
+	for seed := int64(1); seed <= 6; seed++ {
+		r := newTestRepo(t, key, seed)
+		small := seed > 1
+		nodes := func(root cid.Cid) map[cid.Cid]bool {
+			tr, err := mst.Load(r.blocks, root)
+			if err != nil {
+				t.Fatal(err)
 			}
-			continue
-		}
-		if v.Delta == nil {
-			t.Fatalf("commit %d: no delta after an inversion", i)
-		}
-		after := nodes(r.head.Data)
-		wantNew, wantDead := map[cid.Cid]bool{}, map[cid.Cid]bool{}
-		for c := range after {
-			if !before[c] {
-				wantNew[c] = true
+			set := map[cid.Cid]bool{}
+			if err := tr.WalkBlocks(func(c cid.Cid, _ []byte) error { set[c] = true; return nil }, func(cid.Cid) error { return nil }); err != nil {
+				t.Fatal(err)
 			}
+			return set
 		}
-		for c := range before {
-			if !after[c] {
-				wantDead[c] = true
+		var state *RepoState
+		for i := 0; i < 250; i++ {
+			var writes []Write
+			switch {
+			case small && len(r.paths) > 8 || small && len(r.paths) > 0 && r.rng.Intn(3) == 0:
+				for _, p := range r.paths[:1+r.rng.Intn(len(r.paths))] {
+					writes = append(writes, Write{Action: ActionDelete, Path: p})
+				}
+			case small:
+				writes = r.randomWrites(1 + r.rng.Intn(3))
+			case i%40 == 39:
+				writes = r.randomWrites(30)
+			default:
+				writes = r.randomWrites(1 + r.rng.Intn(4))
 			}
-		}
-		gotNew, gotDead := map[cid.Cid]bool{}, map[cid.Cid]bool{}
-		for _, c := range v.Delta.NewNodes {
-			if _, ok := v.Blocks[c]; !ok {
-				t.Fatalf("commit %d: new node %s is not in the slice", i, c)
+			var before map[cid.Cid]bool
+			if r.head != nil {
+				before = nodes(r.head.Data)
 			}
-			gotNew[c] = true
-		}
-		for _, b := range v.Delta.DeadNodes {
-			if dagcbor.SumCBOR(b.Data) != b.CID {
-				t.Fatalf("commit %d: dead node %s: bytes hash elsewhere", i, b.CID)
+			msg, _ := r.commit(writes)
+			v, err := VerifyCommitMessage(msg, VerifyOptions{Key: pub, Prev: state})
+			if err != nil {
+				t.Fatalf("seed %d commit %d: %v", seed, i, err)
 			}
-			if !bytes.Equal(r.blocks[b.CID], b.Data) {
-				t.Fatalf("commit %d: dead node %s: bytes differ from the stored node", i, b.CID)
+			s := v.State()
+			state = &s
+			if before == nil {
+				if v.Delta != nil {
+					t.Fatalf("seed %d commit %d: a first commit has a delta", seed, i)
+				}
+				continue
 			}
-			gotDead[b.CID] = true
+			if v.Delta == nil {
+				t.Fatalf("seed %d commit %d: no delta after an inversion", seed, i)
+			}
+			after := nodes(r.head.Data)
+			wantNew, wantDead := map[cid.Cid]bool{}, map[cid.Cid]bool{}
+			for c := range after {
+				if !before[c] {
+					wantNew[c] = true
+				}
+			}
+			for c := range before {
+				if !after[c] {
+					wantDead[c] = true
+				}
+			}
+			gotNew, gotDead := map[cid.Cid]bool{}, map[cid.Cid]bool{}
+			for _, c := range v.Delta.NewNodes {
+				if _, ok := v.Blocks[c]; !ok {
+					t.Fatalf("seed %d commit %d: new node %s is not in the slice", seed, i, c)
+				}
+				gotNew[c] = true
+			}
+			for _, b := range v.Delta.DeadNodes {
+				if dagcbor.SumCBOR(b.Data) != b.CID {
+					t.Fatalf("seed %d commit %d: dead node %s: bytes hash elsewhere", seed, i, b.CID)
+				}
+				if !bytes.Equal(r.blocks[b.CID], b.Data) {
+					t.Fatalf("seed %d commit %d: dead node %s: bytes differ from the stored node", seed, i, b.CID)
+				}
+				gotDead[b.CID] = true
+			}
+			if !maps.Equal(gotNew, wantNew) || len(gotNew) != len(v.Delta.NewNodes) {
+				t.Fatalf("seed %d commit %d (%d ops): new nodes %d, want %d", seed, i, len(msg.Ops), len(gotNew), len(wantNew))
+			}
+			if !maps.Equal(gotDead, wantDead) || len(gotDead) != len(v.Delta.DeadNodes) {
+				t.Fatalf("seed %d commit %d (%d ops): dead nodes %d, want %d", seed, i, len(msg.Ops), len(gotDead), len(wantDead))
+			}
+			checked += len(wantNew) + len(wantDead)
 		}
-		if !maps.Equal(gotNew, wantNew) || len(gotNew) != len(v.Delta.NewNodes) {
-			t.Fatalf("commit %d: new nodes %d, want %d", i, len(gotNew), len(wantNew))
-		}
-		if !maps.Equal(gotDead, wantDead) || len(gotDead) != len(v.Delta.DeadNodes) {
-			t.Fatalf("commit %d: dead nodes %d, want %d", i, len(gotDead), len(wantDead))
-		}
-		checked += len(wantNew) + len(wantDead)
 	}
-	if checked < 500 {
-		t.Fatalf("only %d node changes checked; the history is too small", checked)
+	if checked < 2000 {
+		t.Fatalf("only %d node changes checked; the histories are too small", checked)
 	}
 }
