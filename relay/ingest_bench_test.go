@@ -133,7 +133,7 @@ func cpuTime() time.Duration {
 // goal) and the CPU they cost (cpu-µs/commit).
 func BenchmarkIngestCommits(b *testing.B) {
 	s := loadBenchStream(b)
-	var firstRate, rate, cpuPer float64
+	var firstRate, rate, cpuPer, walPer, flushPer, compactPer float64
 	for b.Loop() {
 		db, err := store.Open(store.Options{Dir: b.TempDir(), GCInterval: -1})
 		if err != nil {
@@ -148,7 +148,14 @@ func BenchmarkIngestCommits(b *testing.B) {
 			b.Fatal(err)
 		}
 		run := func(fs []frame) (time.Duration, time.Duration) {
-			start, cpu := time.Now(), cpuTime()
+			start, cpu, ws := time.Now(), cpuTime(), db.WriteStats()
+			defer func() {
+				we := db.WriteStats()
+				n := float64(len(fs))
+				walPer = float64(we.WAL-ws.WAL) / n
+				flushPer = float64(we.Flushed-ws.Flushed) / n
+				compactPer = float64(we.Compacted-ws.Compacted) / n
+			}()
 			wg.Add(len(fs))
 			for _, f := range fs {
 				if err := in.Submit(context.Background(), benchHost, f.seq, f.bytes); err != nil {
@@ -172,4 +179,7 @@ func BenchmarkIngestCommits(b *testing.B) {
 	b.ReportMetric(firstRate, "first-commits/s")
 	b.ReportMetric(rate, "commits/s")
 	b.ReportMetric(cpuPer, "cpu-µs/commit")
+	b.ReportMetric(walPer, "wal-B/commit")
+	b.ReportMetric(flushPer, "flush-B/commit")
+	b.ReportMetric(compactPer, "compact-B/commit")
 }
