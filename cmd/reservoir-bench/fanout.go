@@ -197,11 +197,11 @@ func runFanout(ctx context.Context, e *benchEnv, args []string) error {
 			return err
 		}
 	}
-	bin, err := e.reservoirBinary(ctx, &rf)
+	starter, err := e.reservoirRelay(ctx, &rf)
 	if err != nil {
 		return err
 	}
-	ours, err := fanoutOne(ctx, e, "reservoir", work, s, accounts, reservoirStarter(bin), p)
+	ours, err := fanoutOne(ctx, e, "reservoir", work, s, accounts, starter, p)
 	if err != nil {
 		return err
 	}

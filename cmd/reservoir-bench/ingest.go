@@ -191,7 +191,6 @@ func runIngest(ctx context.Context, e *benchEnv, args []string) error {
 	sf.register(fs, 10_000, 10, 40_000)
 	rf.register(fs)
 	stall := fs.Duration("stall", time.Minute, "give up when the relay re-broadcasts nothing for this long")
-	inProcess := fs.Bool("in-process", false, "run the reservoir relay in this process (wired as `reservoir serve` wires it) instead of a child; with --cpuprofile, profiles it over the continuing commits")
 	fs.Usage = func() {
 		fmt.Fprintln(e.log, "usage: reservoir-bench ingest [flags]\n\nVerified ingest (P1): a relay (`reservoir serve`, a child process) crawls a fake host serving the\npre-generated stream as fast as it takes it; commits/s and CPU per commit (from /proc) of the\ncontinuing commits, counted on the relay's own firehose.")
 		fs.PrintDefaults()
@@ -215,13 +214,9 @@ func runIngest(ctx context.Context, e *benchEnv, args []string) error {
 			return err
 		}
 	}
-	starter := inProcessStarter()
-	if !*inProcess {
-		bin, err := e.reservoirBinary(ctx, &rf)
-		if err != nil {
-			return err
-		}
-		starter = reservoirStarter(bin)
+	starter, err := e.reservoirRelay(ctx, &rf)
+	if err != nil {
+		return err
 	}
 	ours, err := ingestOne(ctx, e, "reservoir", work, s, accounts, starter, *stall)
 	if err != nil {

@@ -85,6 +85,7 @@ type benchEnv struct {
 	cacheDir   string
 	workDir    string
 	cpuProfile string
+	memProfile string
 	keep       bool
 	quiet      bool
 }
@@ -98,6 +99,7 @@ func (e *benchEnv) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.cacheDir, "cache-dir", def, "where generated streams (and the built reservoir binary) are cached")
 	fs.StringVar(&e.workDir, "work-dir", "", "where relays keep their data during the run (default: a temporary directory, removed after)")
 	fs.StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file of this process (replay, getrepo, import; ingest with --in-process)")
+	fs.StringVar(&e.memProfile, "memprofile", "", "write a heap profile of this process at the end of the measured phase (rss with --in-process: the relay's heap)")
 	fs.BoolVar(&e.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&e.quiet, "quiet", false, "no progress lines on stderr")
 }
@@ -166,6 +168,20 @@ func (e *benchEnv) startProfile() (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeHeapProfile writes the heap profile if asked.
+func (e *benchEnv) writeHeapProfile() error {
+	if e.memProfile == "" {
+		return nil
+	}
+	f, err := os.Create(e.memProfile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 // machine describes the machine and the moment: cores, Go version, date,

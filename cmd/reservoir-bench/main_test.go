@@ -3,29 +3,57 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// reservoirBin is the reservoir binary the relay scenarios run, built once.
-var reservoirBin string
+var (
+	buildOnce    sync.Once
+	reservoirBin string
+	buildErr     error
+)
+
+// reservoirBinary builds the reservoir binary once, with the test's own
+// race setting, so that the packages compiled for the test are reused and
+// only the command is compiled and linked. Only the child-process path
+// needs it; the other relay scenarios run the relay in process.
+func reservoirBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "reservoir-bench-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		testDirs = append(testDirs, dir)
+		reservoirBin = filepath.Join(dir, "reservoir")
+		args := []string{"build", "-o", reservoirBin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "github.com/reservoir-atproto/reservoir/cmd/reservoir")...).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building reservoir: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return reservoirBin
+}
+
+var testDirs []string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "reservoir-bench-test-")
-	if err != nil {
-		panic(err)
-	}
-	reservoirBin = filepath.Join(dir, "reservoir")
-	out, err := exec.Command("go", "build", "-o", reservoirBin, "github.com/reservoir-atproto/reservoir/cmd/reservoir").CombinedOutput()
-	if err != nil {
-		os.RemoveAll(dir)
-		panic("building reservoir: " + err.Error() + "\n" + string(out))
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	for _, d := range testDirs {
+		os.RemoveAll(d)
+	}
 	os.Exit(code)
 }
 
@@ -58,14 +86,18 @@ func wantFigure(t *testing.T, line, figure string) {
 // with its figure.
 func TestScenariosSmoke(t *testing.T) {
 	t.Run("ingest", func(t *testing.T) {
-		l := runScenario(t, "ingest", "--accounts", "20", "--records", "3", "--commits", "100", "--reservoir-bin", reservoirBin)
+		l := runScenario(t, "ingest", "--accounts", "20", "--records", "3", "--commits", "100", "--reservoir-bin", reservoirBinary(t))
 		if len(l) != 1 {
 			t.Fatalf("%d result lines, want 1", len(l))
 		}
 		wantFigure(t, l[0], "commits/s verified (100 commits")
 	})
+	t.Run("ingest-in-process", func(t *testing.T) {
+		l := runScenario(t, "ingest", "--accounts", "20", "--records", "3", "--commits", "100", "--in-process")
+		wantFigure(t, l[0], "commits/s verified (100 commits")
+	})
 	t.Run("fanout", func(t *testing.T) {
-		l := runScenario(t, "fanout", "--accounts", "20", "--commits", "1000", "--consumers", "4", "--rate", "200", "--warmup", "300ms", "--duration", "700ms", "--reservoir-bin", reservoirBin)
+		l := runScenario(t, "fanout", "--accounts", "20", "--commits", "400", "--consumers", "4", "--rate", "100", "--warmup", "300ms", "--duration", "700ms", "--in-process")
 		wantFigure(t, l[0], "frames/s delivered to 4 consumers")
 		wantFigure(t, l[0], "0 dropped")
 	})
@@ -82,7 +114,7 @@ func TestScenariosSmoke(t *testing.T) {
 		wantFigure(t, l[0], "records/s imported and verified (2 repos × 1000 records")
 	})
 	t.Run("rss", func(t *testing.T) {
-		l := runScenario(t, "rss", "--accounts", "30", "--rate", "100", "--warmup", "200ms", "--duration", "1s", "--reservoir-bin", reservoirBin)
+		l := runScenario(t, "rss", "--accounts", "30", "--rate", "100", "--warmup", "200ms", "--duration", "1s", "--in-process")
 		wantFigure(t, l[0], "with 30 archived accounts at 100 events/s")
 	})
 }
@@ -101,7 +133,7 @@ func TestIngestCompareIndigo(t *testing.T) {
 	if out, err := exec.Command("psql", "postgres://127.0.0.1:5432/test?sslmode=disable", "-c", "select 1").CombinedOutput(); err != nil {
 		t.Skipf("comparison NOT run: PostgreSQL at 127.0.0.1:5432 does not answer: %v %s", err, out)
 	}
-	l := runScenario(t, "ingest", "--accounts", "20", "--records", "3", "--commits", "100", "--reservoir-bin", reservoirBin, "--indigo-bin", bin, "--compare-indigo")
+	l := runScenario(t, "ingest", "--accounts", "20", "--records", "3", "--commits", "100", "--in-process", "--indigo-bin", bin, "--compare-indigo")
 	if len(l) != 3 {
 		t.Fatalf("%d result lines, want 3 (reservoir, indigo, ratio): %q", len(l), l)
 	}

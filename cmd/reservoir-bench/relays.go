@@ -22,12 +22,14 @@ type relayFlags struct {
 	indigoBin     string
 	compareIndigo bool
 	pgURL         string
+	inProcess     bool
 }
 
 func (r *relayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.reservoirBin, "reservoir-bin", "", "the reservoir binary to run (default: built from this module into the cache directory)")
 	fs.StringVar(&r.indigoBin, "indigo-bin", "", "indigo's relay binary (default: bin/relay of the module, or relay on PATH; scripts/install-indigo-relay.sh installs it)")
 	fs.BoolVar(&r.compareIndigo, "compare-indigo", false, "also run indigo's relay on the same stream, and print the ratio reservoir/indigo")
+	fs.BoolVar(&r.inProcess, "in-process", false, "run the reservoir relay in this process (wired as `reservoir serve` wires it) instead of a child: --cpuprofile then profiles it, but its CPU and RSS include the fake host's and the consumers'")
 	fs.StringVar(&r.pgURL, "pg-url", "postgres://127.0.0.1:5432/test?sslmode=disable", "PostgreSQL for indigo's relay: a fresh database is created (and dropped) beside this one")
 }
 
@@ -105,6 +107,19 @@ func (e *benchEnv) reservoirBinary(ctx context.Context, rf *relayFlags) (string,
 		return "", fmt.Errorf("building reservoir (give --reservoir-bin): %w", err)
 	}
 	return out, nil
+}
+
+// reservoirStarter returns how to start the reservoir relay: in this
+// process, or the child.
+func (e *benchEnv) reservoirRelay(ctx context.Context, rf *relayFlags) (relayStarter, error) {
+	if rf.inProcess {
+		return inProcessStarter(), nil
+	}
+	bin, err := e.reservoirBinary(ctx, rf)
+	if err != nil {
+		return nil, err
+	}
+	return reservoirStarter(bin), nil
 }
 
 // indigoBinary finds indigo's relay binary, or says how to install it.

@@ -42,7 +42,7 @@ func runRSS(ctx context.Context, e *benchEnv, args []string) error {
 		return err
 	}
 	defer cleanup()
-	bin, err := e.reservoirBinary(ctx, &rf)
+	starter, err := e.reservoirRelay(ctx, &rf)
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func runRSS(ctx context.Context, e *benchEnv, args []string) error {
 		return err
 	}
 	defer net.close()
-	r, err := reservoirStarter(bin)(ctx, filepath.Join(work, "reservoir"), net.host, net.dir.URL())
+	r, err := starter(ctx, filepath.Join(work, "reservoir"), net.host, net.dir.URL())
 	if err != nil {
 		return err
 	}
@@ -95,6 +95,9 @@ func runRSS(ctx context.Context, e *benchEnv, args []string) error {
 		}
 	}
 	n1, t2, st1 := c.commits.Load(), time.Now(), orZero(r.stats())
+	if err := e.writeHeapProfile(); err != nil {
+		return err
+	}
 	select {
 	case err := <-paced:
 		if err == nil {
