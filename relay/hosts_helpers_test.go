@@ -184,6 +184,13 @@ func (u *fakeUpstream) subscribe(w http.ResponseWriter, r *http.Request) {
 	u.conns++
 	u.closing[c] = true
 	future, maxSend := u.future, u.maxSend
+	// The position is taken with the connection counted, so frames added
+	// once a test sees the connection are sent.
+	next := len(u.frames) // live: from the head
+	if raw != "" {
+		n, _ := strconv.Atoi(raw)
+		next = min(n, len(u.frames))
+	}
 	u.mu.Unlock()
 	defer func() {
 		u.mu.Lock()
@@ -204,13 +211,6 @@ func (u *fakeUpstream) subscribe(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	u.mu.Lock()
-	next := len(u.frames) // live: from the head
-	if raw != "" {
-		n, _ := strconv.Atoi(raw)
-		next = min(n, len(u.frames))
-	}
-	u.mu.Unlock()
 	sent := 0
 	for {
 		u.mu.Lock()
