@@ -139,6 +139,21 @@ func TestHostileUpstreamSocket(t *testing.T) {
 	}
 	ourMark := r.db.LastSeq()
 
+	// dropped waits until the relay has ended n connections for reason
+	// and is subscribed again, so that the next frame sent to one
+	// connection only reaches the new one, not one going away.
+	// (before is the count of connections when the frame was added).
+	dropped := func(reason string, n float64, before int) {
+		t.Helper()
+		eventuallyTrue(t, "a connection ended for "+reason, func() bool {
+			return r.counter(t, "relay_upstream_disconnects_total", map[string]string{"reason": reason}) == n
+		})
+		eventuallyTrue(t, "the reconnection after "+reason, func() bool {
+			conns, open := fh.stats()
+			return conns > before && open == 1
+		})
+	}
+
 	// The bad commits, each followed by a good one of the same account
 	// and by a good one of the control account.
 	badRevs := map[string]string{}
@@ -185,19 +200,25 @@ func TestHostileUpstreamSocket(t *testing.T) {
 		fh.add(frames(t, up.db, mark)...)
 		switch i {
 		case 1: // not DAG-CBOR at all: the subscription drops the connection
+			conns, _ := fh.stats()
 			fh.addOnce([]byte{0xff, 0x00, 0x13, 0x37})
+			dropped("malformed_frame", 1, conns)
 		case 3: // a commit frame cut in the middle
 			mark = up.db.LastSeq()
 			up.write(control, create("app.bsky.feed.post/cut", "cut"))
 			f := frames(t, up.db, mark)[0]
+			conns, _ := fh.stats()
 			fh.addOnce(f.bytes[:len(f.bytes)/2])
 			fh.add(f) // the whole frame comes after the reconnection
+			dropped("malformed_frame", 2, conns)
 		case 5: // over the frame limit
 			mark = up.db.LastSeq()
 			up.write(control, create("app.bsky.feed.post/big", "big"))
 			f := frames(t, up.db, mark)[0]
+			conns, _ := fh.stats()
 			fh.addOnce(append(bytes.Clone(f.bytes), make([]byte, 3_000_000)...))
 			fh.add(f)
+			dropped("frame_too_large", 1, conns)
 		}
 	}
 

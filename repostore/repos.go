@@ -51,6 +51,11 @@ func (r *Repos) Tree(a *store.Account) (*mst.Tree, error) {
 	return t, nil
 }
 
+// ErrNotHeld is returned by CommitChange when the store does not hold the
+// repository's blocks (a mirror kept lean): the commit cannot be applied to
+// it. It wraps mst.ErrNotFound, like a stored tree that lacks a node.
+var ErrNotHeld = fmt.Errorf("the stored repository is not held whole: %w", mst.ErrNotFound)
+
 // CommitChange builds the store change that records res, a commit applied
 // to the account's repository; tree is the MST after the commit (loaded over
 // this repository's blocks, so that the nodes it replaced are known), or nil
@@ -84,6 +89,14 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 		return nil
 	}
 	if a.Head.Defined() {
+		if tree == nil && !fresh[a.Head.Commit] {
+			// Without a tree read over the stored blocks, the previous
+			// commit is what shows the store holds this repository whole
+			// (its blocks are written in the head's batch).
+			if _, _, err := r.DB.LiveBlock(a.UID, a.Head.Commit); errors.Is(err, store.ErrNotFound) {
+				return nil, fmt.Errorf("repostore: %s: %w", a.DID, ErrNotHeld)
+			}
+		}
 		if err := kill(a.Head.Commit); err != nil {
 			return nil, fmt.Errorf("repostore: previous commit: %w", err)
 		}
