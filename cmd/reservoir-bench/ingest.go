@@ -49,9 +49,9 @@ func (e *benchEnv) stream(ctx context.Context, p loadgen.Params) (*loadgen.Strea
 type relayStarter func(ctx context.Context, dir string, host *loadgen.Host, plcURL string) (*relayProc, error)
 
 // reservoirStarter runs `reservoir serve` and asks it to crawl the host.
-func reservoirStarter(bin string) relayStarter {
+func reservoirStarter(bin string, lean bool) relayStarter {
 	return func(ctx context.Context, dir string, host *loadgen.Host, plcURL string) (*relayProc, error) {
-		p, err := startReservoir(ctx, bin, dir, plcURL)
+		p, err := startReservoir(ctx, bin, dir, plcURL, lean)
 		if err != nil {
 			return nil, err
 		}

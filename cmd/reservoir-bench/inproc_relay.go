@@ -22,7 +22,7 @@ import (
 // serve` wires it (store, ring and firehose, identity resolver, ingest,
 // host manager), so that --cpuprofile sees it. Its CPU and RSS are this
 // process's, which also runs the fake host and the counting consumer.
-func inProcessStarter() relayStarter {
+func inProcessStarter(lean bool) relayStarter {
 	return func(ctx context.Context, dir string, host *loadgen.Host, plcURL string) (*relayProc, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
@@ -58,7 +58,7 @@ func inProcessStarter() relayStarter {
 		}
 		repos := &repostore.Repos{DB: db}
 		var mgr *relay.Manager
-		in, err := relay.NewIngest(relay.IngestOptions{DB: db, Repos: repos, Identity: ids, AllowInsecure: true,
+		in, err := relay.NewIngest(relay.IngestOptions{DB: db, Repos: repos, Identity: ids, AllowInsecure: true, Lean: lean,
 			OnDone: func(hostname string, seq int64) { mgr.Done(hostname, seq) }, SweepDesynchronized: true, Logger: logger})
 		if err != nil {
 			return fail(err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,12 +24,14 @@ type relayFlags struct {
 	compareIndigo bool
 	pgURL         string
 	inProcess     bool
+	archive       bool
 }
 
 func (r *relayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.reservoirBin, "reservoir-bin", "", "the reservoir binary to run (default: built from this module into the cache directory)")
 	fs.StringVar(&r.indigoBin, "indigo-bin", "", "indigo's relay binary (default: bin/relay of the module, or relay on PATH; scripts/install-indigo-relay.sh installs it)")
 	fs.BoolVar(&r.compareIndigo, "compare-indigo", false, "also run indigo's relay on the same stream, and print the ratio reservoir/indigo")
+	fs.BoolVar(&r.archive, "archive", true, "the reservoir relay archives mirrored repositories (--archive=false: a lean relay, which stores no repository content, as indigo's relay)")
 	fs.BoolVar(&r.inProcess, "in-process", false, "run the reservoir relay in this process (wired as `reservoir serve` wires it) instead of a child: --cpuprofile then profiles it, but its CPU and RSS include the fake host's and the consumers'")
 	fs.StringVar(&r.pgURL, "pg-url", "postgres://127.0.0.1:5432/test?sslmode=disable", "PostgreSQL for indigo's relay: a fresh database is created (and dropped) beside this one")
 }
@@ -113,13 +116,13 @@ func (e *benchEnv) reservoirBinary(ctx context.Context, rf *relayFlags) (string,
 // process, or the child.
 func (e *benchEnv) reservoirRelay(ctx context.Context, rf *relayFlags) (relayStarter, error) {
 	if rf.inProcess {
-		return inProcessStarter(), nil
+		return inProcessStarter(!rf.archive), nil
 	}
 	bin, err := e.reservoirBinary(ctx, rf)
 	if err != nil {
 		return nil, err
 	}
-	return reservoirStarter(bin), nil
+	return reservoirStarter(bin, !rf.archive), nil
 }
 
 // indigoBinary finds indigo's relay binary, or says how to install it.
@@ -143,7 +146,7 @@ const adminPassword = "bench"
 
 // startReservoir runs `reservoir serve` as a relay on a fresh data
 // directory, resolving DIDs through plcURL.
-func startReservoir(ctx context.Context, bin, dir, plcURL string) (*relayProc, error) {
+func startReservoir(ctx context.Context, bin, dir, plcURL string, lean bool) (*relayProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -154,7 +157,7 @@ func startReservoir(ctx context.Context, bin, dir, plcURL string) (*relayProc, e
 	root := "http://" + addr
 	p, err := startProc("reservoir", bin, []string{"serve", "--listen", addr, "--data", filepath.Join(dir, "data"),
 		"--public-url", root, "--plc-url", plcURL, "--admin-password", adminPassword, "--crawl-auth", "admin",
-		"--allow-insecure-hosts"}, filepath.Join(dir, "reservoir.log"))
+		"--allow-insecure-hosts", "--archive=" + strconv.FormatBool(!lean)}, filepath.Join(dir, "reservoir.log"))
 	if err != nil {
 		return nil, err
 	}
