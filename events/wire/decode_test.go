@@ -266,6 +266,18 @@ func FuzzDecodeFrame(f *testing.F) {
 			if c.Repo == "" || c.Commit == cid.Undef {
 				t.Fatalf("commit without repo or commit: %+v", c)
 			}
+			if !IsTID(c.Rev) || (c.Since != "" && !IsTID(c.Since)) {
+				t.Fatalf("commit with rev %q since %q", c.Rev, c.Since)
+			}
+		}
+		// What has a seq has one the protocol allows, and a DID.
+		if de, ok := ev.(DIDEvent); ok {
+			if s := de.EventSeq(); s < 1 || s > MaxSeq {
+				t.Fatalf("seq %d", s)
+			}
+			if _, err := syntax.ParseDID(de.EventDID()); err != nil {
+				t.Fatalf("DID %q: %v", de.EventDID(), err)
+			}
 		}
 	})
 }
