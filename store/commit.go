@@ -67,6 +67,9 @@ func (d *DB) commitGroup(group []*request) {
 	handles := map[string]string{} // handle → DID claimed in this group
 	colls := newCollTracker(d)
 	hosts := newHostTracker(d) // accounts per upstream host (hostcount.go)
+	changes := make([]*Change, len(group))
+	applied := make([]bool, len(group))
+	fresh := make([]bool, len(group)) // the change creates its account
 	for i, req := range group {
 		if req.job != nil {
 			results[i].err = req.job(b)
@@ -80,6 +83,7 @@ func (d *DB) commitGroup(group []*request) {
 				continue
 			}
 			creating[c.Account.DID] = true
+			fresh[i] = true
 			uid++
 			c.Account.UID = uid
 			c.UID = uid
@@ -122,6 +126,7 @@ func (d *DB) commitGroup(group []*request) {
 		seq += int64(len(seqs))
 		results[i].res.Seqs = seqs
 		events = append(events, evs...)
+		changes[i], applied[i] = c, true
 	}
 	b.Set(metaSeq, binary.BigEndian.AppendUint64(nil, uint64(seq)), nil)
 	b.Set(metaUID, binary.BigEndian.AppendUint64(nil, uid), nil)
@@ -142,6 +147,7 @@ func (d *DB) commitGroup(group []*request) {
 	}
 	d.nextUID = uid
 	d.lastSeq.Store(seq)
+	d.accounts.committed(changes, applied, fresh)
 	// The ring hears of the events before the writers are answered, so once
 	// Apply returns its events are there for every subscriber.
 	if len(events) > 0 && d.opts.OnCommit != nil {

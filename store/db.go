@@ -43,6 +43,10 @@ type Options struct {
 	// operating system's page cache holds the rest of the hot files, outside
 	// the process's RSS, so a full-repository scan does not grow it (P4).
 	CacheSize int64
+	// AccountCache bounds the accounts (record, head, head commit block)
+	// kept in memory for the writers' reads before a change. Default
+	// 100,000 (about 40 MB when full); negative disables it.
+	AccountCache int
 	// OnCommit is called by the committer after each durable group with the
 	// events it added, in seq order, before the group's Apply calls return.
 	// It must not block: hand the events to a bounded queue.
@@ -74,6 +78,9 @@ func (o *Options) EnsureDefaults() {
 	if o.CacheSize <= 0 {
 		o.CacheSize = 16 << 20
 	}
+	if o.AccountCache == 0 {
+		o.AccountCache = 100_000
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -91,8 +98,9 @@ type DB struct {
 	closing chan struct{}
 	wg      sync.WaitGroup
 
-	lastSeq atomic.Int64 // newest durable seq
-	nextUID uint64       // committer only
+	accounts *accountCache // nil when disabled
+	lastSeq  atomic.Int64  // newest durable seq
+	nextUID  uint64        // committer only
 
 	mu     sync.RWMutex // held shared while submitting, exclusively to close
 	closed bool
@@ -146,10 +154,16 @@ func Open(opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: opening %s: %w", dir, err)
 	}
 	d := &DB{
-		db:      pdb,
-		opts:    opts,
-		log:     opts.Logger,
-		reqs:    make(chan *request, opts.QueueLen),
+		db:   pdb,
+		opts: opts,
+		log:  opts.Logger,
+		reqs: make(chan *request, opts.QueueLen),
+		accounts: func() *accountCache {
+			if opts.AccountCache < 0 {
+				return nil
+			}
+			return newAccountCache(opts.AccountCache)
+		}(),
 		closing: make(chan struct{}),
 	}
 	if err := d.loadMeta(); err != nil {

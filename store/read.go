@@ -26,6 +26,10 @@ func (d *DB) get(key []byte) ([]byte, error) {
 
 // Account returns the account with its head, or ErrNotFound.
 func (d *DB) Account(did string) (*Account, error) {
+	cached, gen, ok := d.accounts.get(did)
+	if ok {
+		return &cached, nil
+	}
 	v, err := d.get(accountKey(did))
 	if err != nil {
 		return nil, err
@@ -37,6 +41,7 @@ func (d *DB) Account(did string) (*Account, error) {
 	if a.Head, err = d.head(a.UID); err != nil {
 		return nil, err
 	}
+	d.accounts.put(gen, a)
 	return a, nil
 }
 
@@ -116,6 +121,9 @@ func (d *DB) Block(uid uint64, c cid.Cid) (data []byte, live bool, err error) {
 
 // LiveBlock returns a live block and the rev that stored it.
 func (d *DB) LiveBlock(uid uint64, c cid.Cid) (data []byte, rev string, err error) {
+	if data, rev, ok := d.accounts.commitBlock(uid, c); ok {
+		return data, rev, nil
+	}
 	v, err := d.get(keyUIDCID(tBlock, uid, c))
 	if err != nil {
 		return nil, "", err
