@@ -109,11 +109,13 @@ type DB struct {
 // memTableSize is Pebble's memtable size. Every change writes a few KiB
 // (the relay's mirrored #commit: 6 KiB of blocks, history copies and its
 // frame), so the default 4 MiB memtable flushed every ~700 commits and
-// compactions rewrote the young data again and again: with 32 MiB the
-// relay's ingest benchmark wrote 5.3 KB of compactions per commit instead of
-// 15.7 KB; 16 MiB keeps most of that gain with half the memory
-// (BENCHMARKS.md).
-const memTableSize = 16 << 20
+// compactions rewrote the young data again and again (15.7 KB of
+// compactions per commit on the relay ingest benchmark; 8.9 KB with 8 MiB,
+// 5.8 KB with 16 MiB). The memtables' reservation is added to the block
+// cache (see Open), and an idle store lends it to blocks: with 16 MiB the
+// getRepo of a 1M-record repository grew the RSS by 78 MiB (P4 allows 64),
+// with 8 MiB by 58 MiB (BENCHMARKS.md).
+const memTableSize = 8 << 20
 
 // ErrClosed is returned by calls on a closed DB.
 var ErrClosed = errors.New("store: closed")
