@@ -3,8 +3,6 @@ package relay
 import (
 	"context"
 
-	"github.com/bluesky-social/indigo/atproto/syntax"
-
 	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -28,20 +26,9 @@ import (
 // collection counts and the #commit frame (the upstream's blocks
 // unchanged), in one change.
 func (in *Ingest) applyLean(ctx context.Context, a *store.Account, ev *wire.CommitEvent, vc *repo.VerifiedCommit, moved bool) error {
-	res := &repo.CommitResult{
-		Commit: vc.Commit, CID: vc.CommitCID, Since: syntax.TID(ev.Since), PrevData: ev.PrevData,
-		Ops: ev.Ops, Slice: ev.Blocks,
-	}
-	c, err := in.repos.HeadChange(a, res, in.opts.Now())
+	c, err := in.repos.HeadChange(a, commitResult(ev, vc), in.opts.Now())
 	if err != nil {
 		return err
 	}
-	if a.UID == 0 || moved {
-		c.Account = a
-		c.OldHandle = a.Handle
-		if a.UID == 0 {
-			c.OldHandle = ""
-		}
-	}
-	return in.apply(ctx, c)
+	return in.applyCommitChange(ctx, a, c, moved)
 }

@@ -138,10 +138,7 @@ func (in *Ingest) withKey(ctx context.Context, did string, verify func(atcrypto.
 // prevData) the ops are applied forward on the stored tree, which must give
 // the signed root.
 func (in *Ingest) applyCommit(ctx context.Context, a *store.Account, ev *wire.CommitEvent, vc *repo.VerifiedCommit, moved bool) error {
-	res := &repo.CommitResult{
-		Commit: vc.Commit, CID: vc.CommitCID, Since: syntax.TID(ev.Since), PrevData: ev.PrevData,
-		Ops: ev.Ops, Slice: ev.Blocks,
-	}
+	res := commitResult(ev, vc)
 	res.NewBlocks = append(res.NewBlocks, repo.Block{CID: vc.CommitCID, Data: vc.Blocks[vc.CommitCID]})
 	var tree *mst.Tree
 	if d := vc.Delta; d != nil && a.Head.Defined() && ev.PrevData == a.Head.Data {
@@ -177,6 +174,22 @@ func (in *Ingest) applyCommit(ctx context.Context, a *store.Account, ev *wire.Co
 	if err != nil {
 		return err
 	}
+	return in.applyCommitChange(ctx, a, c, moved)
+}
+
+// commitResult is the commit as repostore takes it: the verified commit with
+// the upstream's ops and blocks slice.
+func commitResult(ev *wire.CommitEvent, vc *repo.VerifiedCommit) *repo.CommitResult {
+	return &repo.CommitResult{
+		Commit: vc.Commit, CID: vc.CommitCID, Since: syntax.TID(ev.Since), PrevData: ev.PrevData,
+		Ops: ev.Ops, Slice: ev.Blocks,
+	}
+}
+
+// applyCommitChange commits the change of an upstream commit; it carries
+// the account record too when the commit creates the account or follows it
+// to a new host.
+func (in *Ingest) applyCommitChange(ctx context.Context, a *store.Account, c *store.Change, moved bool) error {
 	if a.UID == 0 || moved {
 		c.Account = a
 		c.OldHandle = a.Handle
