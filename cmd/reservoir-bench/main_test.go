@@ -123,7 +123,7 @@ func TestScenariosSmoke(t *testing.T) {
 // not done in CI) and PostgreSQL; without them it is skipped, which is not
 // a pass of the comparison.
 func TestIngestCompareIndigo(t *testing.T) {
-	bin, err := indigoBinary(&relayFlags{})
+	bin, err := findIndigoBinary(&relayFlags{})
 	if err != nil {
 		t.Skipf("comparison NOT run: %v", err)
 	}

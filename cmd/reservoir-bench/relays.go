@@ -125,8 +125,32 @@ func (e *benchEnv) reservoirRelay(ctx context.Context, rf *relayFlags) (relaySta
 	return reservoirStarter(bin, !rf.archive), nil
 }
 
-// indigoBinary finds indigo's relay binary, or says how to install it.
+// indigoBinary finds indigo's relay binary, installing it when it is not
+// there (scripts/install-indigo-relay.sh).
 func indigoBinary(rf *relayFlags) (string, error) {
+	if p, err := findIndigoBinary(rf); err == nil {
+		return p, nil
+	}
+	// Not there: install it (the pinned version, into bin/ of the module),
+	// so that a comparison is one command on a fresh machine.
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", errors.New("indigo's relay is not installed: run scripts/install-indigo-relay.sh (or give --indigo-bin)")
+	}
+	script := filepath.Join(strings.TrimSpace(string(out)), "scripts", "install-indigo-relay.sh")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script)
+	cmd.Stderr = os.Stderr
+	path, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("installing indigo's relay with %s: %w (or give --indigo-bin)", script, err)
+	}
+	return strings.TrimSpace(string(path)), nil
+}
+
+// findIndigoBinary finds indigo's relay binary, or says how to install it.
+func findIndigoBinary(rf *relayFlags) (string, error) {
 	if rf.indigoBin != "" {
 		return rf.indigoBin, nil
 	}
