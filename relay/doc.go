@@ -43,13 +43,18 @@
 //     is a replay and is dropped quietly. The commit is verified with
 //     repo.VerifyCommitMessage against the account's key and stored head
 //     (after a signature failure, once more with the key of a freshly
-//     fetched document); then its ops are applied forward to the stored
-//     tree (read through the commit's blocks, then the store's), which must
-//     give the signed root, and one store change holds the commit, the new
-//     nodes, the new records, the indexes and our #commit frame, whose
-//     blocks are the upstream's bytes unchanged. A first commit we see of a
-//     repository we do not hold (since or prevData set) cannot be applied
-//     forward: the repository is fetched whole instead.
+//     fetched document). The sync-1.1 inversion back to prevData, which
+//     must be the stored root, also tells exactly which MST nodes the
+//     commit adds and removes (repo.TreeDelta): one store change built from
+//     it, without reading the stored tree, holds the commit, the new nodes,
+//     the new records, the superseded blocks, the indexes and our #commit
+//     frame, whose blocks are the upstream's bytes unchanged. Only a
+//     lenient commit without prevData has its ops applied forward to the
+//     stored tree (read through the commit's blocks, then the store's),
+//     which must give the signed root. A first commit we see of a
+//     repository we do not hold (since or prevData set), or one the store
+//     holds only lean (no head commit block), is not applied: the
+//     repository is fetched whole instead.
 //   - Any verification failure: the event is not forwarded, the account is
 //     marked desynchronized (an #account {active: true, status:
 //     desynchronized} tells consumers, when we held content of it) and a

@@ -88,17 +88,19 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 		c.Dead = append(c.Dead, store.DeadBlock{CID: cc, Data: data})
 		return nil
 	}
-	if a.Head.Defined() {
-		if tree == nil && !fresh[a.Head.Commit] {
+	if a.Head.Defined() && !fresh[a.Head.Commit] {
+		data, _, err := r.DB.LiveBlock(a.UID, a.Head.Commit)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && tree == nil:
 			// Without a tree read over the stored blocks, the previous
 			// commit is what shows the store holds this repository whole
 			// (its blocks are written in the head's batch).
-			if _, _, err := r.DB.LiveBlock(a.UID, a.Head.Commit); errors.Is(err, store.ErrNotFound) {
-				return nil, fmt.Errorf("repostore: %s: %w", a.DID, ErrNotHeld)
-			}
-		}
-		if err := kill(a.Head.Commit); err != nil {
+			return nil, fmt.Errorf("repostore: %s: %w", a.DID, ErrNotHeld)
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
 			return nil, fmt.Errorf("repostore: previous commit: %w", err)
+		default:
+			c.Dead = append(c.Dead, store.DeadBlock{CID: a.Head.Commit, Data: data})
 		}
 	}
 	if tree != nil {
