@@ -130,4 +130,13 @@
 //
 // A DB is safe for concurrent use. Reads see committed data only. Slices
 // passed to callbacks are valid during the call.
+//
+// # The account cache
+//
+// Account and LiveBlock (for a head's commit block) answer from a bounded
+// in-memory cache of recent accounts when they can (acctcache.go): the
+// committer, the only writer of account records and heads, updates it after
+// each durable group, and a reader that raced a commit does not insert what
+// it read. Writers read the account before every change, so this spares the
+// relay's ingest two or three point lookups per upstream commit.
 package store
