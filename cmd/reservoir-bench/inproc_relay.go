@@ -89,6 +89,14 @@ func inProcessStarter(lean bool) relayStarter {
 		go srv.Serve(ln)
 		closers = append(closers, func() { srv.Close() })
 		p.root = "http://" + ln.Addr().String()
+		// As crawl does for a child relay: the host added, its event limit
+		// raised, then the crawl requested.
+		if _, err := mgr.AddHost(ctx, host.URL()); err != nil {
+			return fail(errors.Join(errors.New("in-process relay: adding the host"), err))
+		}
+		if _, err := mgr.SetLimits(ctx, host.Hostname(), store.HostLimits{EventsPerSecond: benchHostEventsPerSecond}); err != nil {
+			return fail(errors.Join(errors.New("in-process relay: host limits"), err))
+		}
 		if err := mgr.RequestCrawl(ctx, host.URL()); err != nil {
 			return fail(errors.Join(errors.New("in-process relay: requestCrawl"), err))
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -193,10 +194,30 @@ func startReservoir(ctx context.Context, bin, dir, plcURL string, lean bool) (*r
 	return p, nil
 }
 
-// crawl asks a reservoir relay to crawl hostURL (admin requestCrawl).
+// benchHostEventsPerSecond is the per-host event limit the bench sets on
+// the fake host, as an admin would for a large PDS: the relay's default
+// (1,000/s) would otherwise cap every scenario's rate.
+const benchHostEventsPerSecond = 1_000_000
+
+// crawl makes a reservoir relay crawl hostURL as an admin would for a big
+// host: adds it (POST /admin/hosts), raises its event limit to
+// benchHostEventsPerSecond (POST /admin/hosts/{hostname}/limits), then
+// requests the crawl (admin requestCrawl).
 func (r *relayProc) crawl(ctx context.Context, hostURL string) error {
-	body, _ := json.Marshal(map[string]string{"hostname": hostURL})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.root+"/xrpc/com.atproto.sync.requestCrawl", bytes.NewReader(body))
+	hostname := strings.TrimPrefix(strings.TrimPrefix(hostURL, "http://"), "https://")
+	if err := r.adminPost(ctx, "/admin/hosts", map[string]any{"hostname": hostURL}); err != nil {
+		return err
+	}
+	if err := r.adminPost(ctx, "/admin/hosts/"+hostname+"/limits", map[string]any{"eventsPerSecond": benchHostEventsPerSecond}); err != nil {
+		return err
+	}
+	return r.adminPost(ctx, "/xrpc/com.atproto.sync.requestCrawl", map[string]any{"hostname": hostURL})
+}
+
+// adminPost posts a JSON body to the relay with admin auth and wants 200.
+func (r *relayProc) adminPost(ctx context.Context, path string, in any) error {
+	body, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.root+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -204,13 +225,13 @@ func (r *relayProc) crawl(ctx context.Context, hostURL string) error {
 	req.SetBasicAuth("admin", adminPassword)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return fmt.Errorf("requestCrawl: %w", err)
+		return fmt.Errorf("POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var b bytes.Buffer
-		b.ReadFrom(resp.Body)
-		return fmt.Errorf("requestCrawl answered %s: %s", resp.Status, b.String())
+		b.ReadFrom(io.LimitReader(resp.Body, 64<<10))
+		return fmt.Errorf("POST %s answered %s: %s", path, resp.Status, b.String())
 	}
 	return nil
 }
