@@ -2,37 +2,39 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"runtime"
+	"io"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
-	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/reservoir-atproto/reservoir/events/wire"
-	"github.com/reservoir-atproto/reservoir/mst"
+	"github.com/reservoir-atproto/reservoir/internal/loadgen"
 	"github.com/reservoir-atproto/reservoir/relay"
-	"github.com/reservoir-atproto/reservoir/repo"
 	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
 )
 
 var (
 	benchAccounts = flag.Int("ingest.accounts", 10_000, "accounts in the ingest benchmark's stream")
-	benchCommits  = flag.Int("ingest.commits", 3, "commits per account after the first, in the ingest benchmark")
-	benchRecords  = flag.Int("ingest.records", 20, "records of each account's first commit, in the ingest benchmark")
+	benchCommits  = flag.Int("ingest.commits", 4, "continuing commits per account (on average: random accounts), in the ingest benchmark")
+	benchRecords  = flag.Int("ingest.records", 10, "records of each account's first commit, in the ingest benchmark")
 	benchWorkers  = flag.Int("ingest.workers", 0, "IngestOptions.Workers in the ingest benchmark (0: the default)")
 )
 
 const benchHost = "pds.bench.example"
 
-// benchStream is a pre-generated stream of signed commits: every account's
-// first commit (a repository of benchRecords records), then benchCommits
-// commits per account (one new record each), interleaved across accounts.
+// benchStream is a pre-generated stream of signed commits, the load
+// generator's (internal/loadgen, the stream reservoir-bench serves): every
+// account's first commit (a profile and benchRecords-1 records of the
+// app.bsky mix, unique contents), then benchCommits×accounts commits of one
+// operation each on random accounts, with the mix's likes, posts, follows,
+// reposts, deletes and profile updates.
 type benchStream struct {
 	ident   *fakeIdentity
 	first   []frame
@@ -43,77 +45,62 @@ type benchStream struct {
 var (
 	benchOnce sync.Once
 	theStream *benchStream
+	streamErr error
 )
 
 func loadBenchStream(b *testing.B) *benchStream {
 	benchOnce.Do(func() {
 		start := time.Now()
-		s := &benchStream{ident: newFakeIdentity()}
-		n := *benchAccounts
-		firsts := make([]frame, n)
-		nexts := make([][]frame, n)
-		var wg sync.WaitGroup
-		workers := runtime.GOMAXPROCS(0)
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; i < n; i += workers {
-					firsts[i], nexts[i] = benchAccount(b, s.ident)
-				}
-			}()
+		dir, err := os.MkdirTemp("", "reservoir-ingest-bench-")
+		if err != nil {
+			streamErr = err
+			return
 		}
-		wg.Wait()
-		seq := int64(0)
-		for _, f := range firsts {
-			seq++
-			s.first = append(s.first, frame{seq, f.bytes})
+		defer os.RemoveAll(dir)
+		p := loadgen.Params{Accounts: *benchAccounts, FirstRecords: *benchRecords, Commits: *benchAccounts * *benchCommits, Seed: 1}
+		ls, err := loadgen.Generate(context.Background(), dir, p, loadgen.GenerateOptions{})
+		if err != nil {
+			streamErr = err
+			return
 		}
-		for c := range *benchCommits {
-			for i := range n {
-				seq++
-				s.next = append(s.next, frame{seq, nexts[i][c].bytes})
+		defer ls.Close()
+		accounts, err := ls.Accounts()
+		if err != nil {
+			streamErr = err
+			return
+		}
+		s := &benchStream{ident: newFakeIdentity(), records: int(ls.Manifest.Records)}
+		for _, a := range accounts {
+			key, err := atcrypto.ParsePublicMultibase(a.Key)
+			if err != nil {
+				streamErr = fmt.Errorf("account %s: %w", a.DID, err)
+				return
+			}
+			s.ident.set(a.DID, key, "https://"+benchHost, "")
+		}
+		r := ls.Reader(0)
+		for {
+			buf, seq, err := r.Next(nil)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				streamErr = err
+				return
+			}
+			if seq <= ls.Manifest.First {
+				s.first = append(s.first, frame{seq, buf})
+			} else {
+				s.next = append(s.next, frame{seq, buf})
 			}
 		}
-		s.records = n * (*benchRecords + *benchCommits)
 		theStream = s
-		b.Logf("generated %d accounts, %d commits in %v", n, len(s.first)+len(s.next), time.Since(start))
+		b.Logf("generated %d accounts, %d commits (%d records) in %v", len(accounts), len(s.first)+len(s.next), s.records, time.Since(start))
 	})
+	if streamErr != nil {
+		b.Fatal(streamErr)
+	}
 	return theStream
-}
-
-// benchAccount signs one account's commits.
-func benchAccount(b *testing.B, ident *fakeIdentity) (frame, []frame) {
-	priv, err := atcrypto.GeneratePrivateKeyK256()
-	if err != nil {
-		b.Fatal(err)
-	}
-	pub, _ := priv.PublicKey()
-	did := newDID()
-	ident.set(did, pub, "https://"+benchHost, "")
-	opts := repo.CommitOptions{DID: syntax.DID(did), Key: priv, Clock: repo.NewRevClock(0)}
-	tree := mst.NewEmpty(mst.MemBlocks{})
-	enc := func(r *repo.CommitResult) frame {
-		return frame{0, (&wire.Commit{Repo: did, Rev: string(r.Commit.Rev), Since: string(r.Since), Commit: r.CID, PrevData: r.PrevData, Blocks: r.Slice, Ops: r.Ops, Time: testTime}).AppendFrame(nil, 1)} // seq 0 is refused by the decoder; the stream's seqs are Submit's
-	}
-	var ws []repo.Write
-	for j := range *benchRecords {
-		ws = append(ws, create(fmt.Sprintf("app.bsky.feed.post/3l%011d", j), "hello world, this is a post"))
-	}
-	res, err := repo.BuildCommit(tree, nil, ws, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	first := enc(res)
-	var next []frame
-	for c := range *benchCommits {
-		prev := res.Commit
-		if res, err = repo.BuildCommit(tree, prev, []repo.Write{create(fmt.Sprintf("app.bsky.feed.like/3m%011d", c), "a like")}, opts); err != nil {
-			b.Fatal(err)
-		}
-		next = append(next, enc(res))
-	}
-	return first, next
 }
 
 func cpuTime() time.Duration {
