@@ -116,6 +116,7 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 	}
 
 	refDelta := map[cid.Cid]int64{}
+	referenced := map[cid.Cid]bool{} // records the previous tree points at
 	collDelta := map[string]int64{}
 	for _, op := range res.Ops {
 		coll := collectionOf(op.Path)
@@ -127,6 +128,7 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 		}
 		if op.Prev.Defined() {
 			refDelta[op.Prev]--
+			referenced[op.Prev] = true
 		}
 		switch op.Action {
 		case repo.ActionCreate:
@@ -137,7 +139,11 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 	}
 	alreadyLive := map[cid.Cid]bool{}
 	for rc, delta := range refDelta {
-		cur, err := r.DB.RefCount(a.UID, rc)
+		refCount := r.DB.RefCount
+		if referenced[rc] {
+			refCount = r.DB.ReferencedCount
+		}
+		cur, err := refCount(a.UID, rc)
 		if err != nil {
 			return nil, err
 		}

@@ -117,6 +117,9 @@ type DB struct {
 // with 8 MiB by 58 MiB (BENCHMARKS.md).
 const memTableSize = 8 << 20
 
+// blockSize is the data block size of every level (see Open).
+const blockSize = 32 << 10
+
 // ErrClosed is returned by calls on a closed DB.
 var ErrClosed = errors.New("store: closed")
 
@@ -150,9 +153,16 @@ func Open(opts Options) (*DB, error) {
 	po.MemTableSize = memTableSize
 	// Bloom filters answer most lookups of absent keys (reference counts,
 	// which exist only above one; handles; accounts not seen yet) without
-	// reading a data block of each level.
+	// reading a data block of each level. Data blocks of 32 KiB instead of
+	// Pebble's 4 KiB: compactions, which rewrite every byte a commit adds
+	// several times, read and write an eighth of the blocks (each a pread,
+	// a checksum, a compression call and an index entry), and scans
+	// (getRepo) likewise; measured on the relay ingest benchmark (the load
+	// generator's stream, 10k accounts), 353–360 CPU-µs per commit instead
+	// of 405–531.
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		po.Levels[i].BlockSize = blockSize
 	}
 	dir := opts.Dir
 	if opts.InMemory {

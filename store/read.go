@@ -293,16 +293,25 @@ func (d *DB) Records(uid uint64, collection, cursor string, limit int, reverse b
 
 // RefCount returns how many record paths of the repository point at the
 // record c: the stored count when above one, else one if the block is live
-// and zero if not.
+// and zero if not. The live-block lookup comes first: for a record written
+// for the first time (nearly every created record) it is the only one, and
+// the bloom filters answer it.
 func (d *DB) RefCount(uid uint64, c cid.Cid) (uint64, error) {
-	n, err := d.getUvarint(keyUIDCID(tRefCount, uid, c))
-	if err != nil || n > 0 {
-		return n, err
-	}
 	if live, err := d.has(keyUIDCID(tBlock, uid, c)); err != nil || !live {
 		return 0, err
 	}
-	return 1, nil
+	return d.ReferencedCount(uid, c)
+}
+
+// ReferencedCount is RefCount for a record the caller knows at least one
+// path points at (the previous record of an update or a deletion, read from
+// the repository's tree): one lookup, the stored count or one.
+func (d *DB) ReferencedCount(uid uint64, c cid.Cid) (uint64, error) {
+	n, err := d.getUvarint(keyUIDCID(tRefCount, uid, c))
+	if err != nil {
+		return 0, err
+	}
+	return max(n, 1), nil
 }
 
 // CollectionCount returns how many records the repository has in collection.

@@ -422,6 +422,12 @@ func TestRefCountsAndReset(t *testing.T) {
 	if n, _ := db.RefCount(res.UID, rec.CID); n != 2 {
 		t.Fatalf("count %d, want 2", n)
 	}
+	if n, _ := db.ReferencedCount(res.UID, rec.CID); n != 2 {
+		t.Fatalf("referenced count %d, want 2", n)
+	}
+	if n, _ := db.ReferencedCount(res.UID, c1.CID); n != 1 {
+		t.Fatalf("referenced count of a record with no stored count: %d, want 1", n)
+	}
 	if _, err := db.Apply(ctx, &Change{UID: res.UID, Records: []RecordWrite{{Path: "x.y.z/2"}}, RefCounts: []RefCount{{CID: rec.CID, Count: 1}}}); err != nil {
 		t.Fatal(err)
 	}
