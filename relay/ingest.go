@@ -46,11 +46,14 @@ type IngestOptions struct {
 	// record index (lean.go). Hosted accounts are unaffected.
 	Lean bool
 	// Workers is how many events are processed at once (of different
-	// accounts). Default 64: verification is CPU, applying waits for the
+	// accounts). Verification is CPU, applying waits for the
 	// store's group commit (an fsync), so many more workers than cores keep
-	// both busy and make the groups large. On the ingest benchmark (5k
-	// accounts, 2 cores) 64 workers gave 1,793 commits/s at 407 CPU-µs each,
-	// 16 gave 1,424 at 469 (BENCHMARKS.md).
+	// both busy and make the groups large. Default 256: on the ingest
+	// benchmark (the load generator's stream, 10k accounts, 2 cores) 256
+	// workers gave 4,934 archived commits/s at 334 CPU-µs each and 10,179
+	// lean ones at 163, 64 gave 4,073 at 400 and 8,842 at 177
+	// (BENCHMARKS.md). Running events count in the queue bounds below, so
+	// more workers do not raise the memory bound.
 	Workers int
 	// QueueLen bounds the events submitted and not yet processed, all
 	// accounts together; QueueBytes bounds their frames' bytes. Submit
@@ -117,7 +120,7 @@ func (o IngestOptions) withDefaults() (IngestOptions, error) {
 		return o, errors.New("relay: IngestOptions needs DB, Repos and Identity")
 	}
 	if o.Workers <= 0 {
-		o.Workers = 64
+		o.Workers = 256
 	}
 	if o.QueueLen <= 0 {
 		o.QueueLen = 10_000
