@@ -40,6 +40,15 @@
 // (P-256). Keys are still parsed by atcrypto: only the verification
 // arithmetic moves.
 //
+// # The key cache
+//
+// libsecp256k1 takes the key in its 65-byte uncompressed form, which
+// atcrypto recomputes on every call (a field inversion, ≈8 µs). The cgo path
+// keeps the encodings of up to 65,536 recently used keys, by the parsed
+// key's pointer (keycache_cgo.go): a relay verifies every commit of an
+// account with the one key its identity cache holds. It is a memo of a pure
+// function, bounded, and the only state of the package.
+//
 // # Concurrency
 //
 // [Verify] is safe for concurrent use. The libsecp256k1 context that

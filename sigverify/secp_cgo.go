@@ -20,7 +20,7 @@ func verifyK256(k *atcrypto.PublicKeyK256, msg, sig []byte) error {
 		return fmt.Errorf("sigverify: %w", atcrypto.ErrInvalidSignature)
 	}
 	digest := sha256.Sum256(msg)
-	if !secp256k1.VerifySignature(k.UncompressedBytes(), digest[:], sig) {
+	if !secp256k1.VerifySignature(uncompressed(k), digest[:], sig) {
 		return fmt.Errorf("sigverify: %w", atcrypto.ErrInvalidSignature)
 	}
 	return nil
