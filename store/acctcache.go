@@ -2,13 +2,15 @@ package store
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 
 	"github.com/ipfs/go-cid"
 )
 
 // accountCache keeps the accounts read or written lately — the record, the
-// head and the bytes of the head's commit block — so that a writer's reads
+// head, the bytes of the head's commit block and the record counts of the
+// collections written lately — so that a writer's reads
 // before a change (the relay reads the account, its head and its previous
 // commit for every upstream commit) cost no Pebble lookups. Measured on the
 // relay ingest benchmark, those lookups were about a fifth of the CPU once
@@ -31,7 +33,40 @@ type accountCache struct {
 
 type cachedAccount struct {
 	acct   Account
-	commit []byte // the head commit's block; nil when not known
+	commit []byte      // the head commit's block; nil when not known
+	colls  []collCount // record counts of some collections (table 0a)
+}
+
+// collCount is a collection's record count as stored (0: none).
+type collCount struct {
+	name string
+	n    uint64
+}
+
+// maxCachedColls bounds the collection counts kept per account (an
+// app.bsky account writes to about six collections).
+const maxCachedColls = 16
+
+func (e *cachedAccount) collection(name string) (uint64, bool) {
+	for _, c := range e.colls {
+		if c.name == name {
+			return c.n, true
+		}
+	}
+	return 0, false
+}
+
+func (e *cachedAccount) setCollection(name string, n uint64) {
+	for i := range e.colls {
+		if e.colls[i].name == name {
+			e.colls[i].n = n
+			return
+		}
+	}
+	if len(e.colls) < maxCachedColls {
+		// A copy: the name may point into a frame the writer decoded.
+		e.colls = append(e.colls, collCount{strings.Clone(name), n})
+	}
 }
 
 func newAccountCache(max int) *accountCache {
@@ -64,6 +99,38 @@ func (c *accountCache) commitBlock(uid uint64, cc cid.Cid) ([]byte, string, bool
 		return e.commit, e.acct.Head.Rev, true
 	}
 	return nil, "", false
+}
+
+// collection returns the cached record count of uid's collection, and the
+// generation to pass to putCollection after a miss.
+func (c *accountCache) collection(uid uint64, name string) (uint64, uint64, bool) {
+	if c == nil {
+		return 0, 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byUID[uid]; ok {
+		if n, ok := e.collection(name); ok {
+			return n, c.gen, true
+		}
+	}
+	return 0, c.gen, false
+}
+
+// putCollection records a collection count read from Pebble at generation
+// gen, when the account is cached.
+func (c *accountCache) putCollection(gen, uid uint64, name string, n uint64) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if e, ok := c.byUID[uid]; ok {
+		e.setCollection(name, n)
+	}
 }
 
 // put inserts an account read from Pebble at generation gen.
@@ -126,6 +193,12 @@ func (c *accountCache) committed(changes []*Change, ok, created []bool) {
 		}
 		if e == nil {
 			continue
+		}
+		if ch.Delete || ch.ResetRecords {
+			e.colls = nil
+		}
+		for _, cc := range ch.Collections {
+			e.setCollection(cc.Collection, cc.Count)
 		}
 		switch {
 		case ch.Delete:

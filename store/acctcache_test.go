@@ -222,3 +222,77 @@ func TestAccountCacheRefusesReadsOlderThanACommit(t *testing.T) {
 		t.Fatalf("a read older than a commit was cached: head %+v", got.Head)
 	}
 }
+
+// collectionFromPebble reads a collection count past the cache.
+func collectionFromPebble(t *testing.T, d *DB, uid uint64, coll string) uint64 {
+	t.Helper()
+	n, err := d.getUvarint(keyUIDString(tCollCount, uid, coll))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Collection counts answered from the cache follow the changes that write
+// them, a replacement of the records (ResetRecords) and a deletion, and a
+// count read before a group committed is not cached.
+func TestAccountCacheCollectionCounts(t *testing.T) {
+	d := openMem(t, Options{})
+	ctx := context.Background()
+	did := "did:plc:colls"
+	c1 := block("c1")
+	res, err := d.Apply(ctx, &Change{Account: &Account{DID: did}, Head: &Head{Commit: c1.CID, Rev: rev1, Data: c1.CID}, NewBlocks: []Block{c1},
+		Collections: []CollectionCount{{Collection: "app.bsky.feed.post", Count: 2}, {Collection: "app.bsky.feed.like", Count: 5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := res.UID
+	colls := []string{"app.bsky.feed.post", "app.bsky.feed.like", "app.bsky.graph.follow"}
+	check := func(step string, want map[string]uint64) {
+		t.Helper()
+		for _, coll := range colls {
+			got, err := d.CollectionCount(uid, coll)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored := collectionFromPebble(t, d, uid, coll); got != want[coll] || stored != want[coll] {
+				t.Fatalf("%s: %s counts %d (stored %d), want %d", step, coll, got, stored, want[coll])
+			}
+		}
+	}
+	check("created", map[string]uint64{"app.bsky.feed.post": 2, "app.bsky.feed.like": 5})
+	if n, _, hit := d.accounts.collection(uid, "app.bsky.feed.like"); !hit || n != 5 {
+		t.Fatalf("written count not cached: %d %v", n, hit)
+	}
+	if n, _, hit := d.accounts.collection(uid, "app.bsky.graph.follow"); !hit || n != 0 {
+		t.Fatalf("count read from Pebble (absent) not cached: %d %v", n, hit)
+	}
+
+	if _, err := d.Apply(ctx, &Change{UID: uid, Collections: []CollectionCount{{Collection: "app.bsky.feed.like", Count: 4, Old: 5}, {Collection: "app.bsky.graph.follow", Count: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	check("counts moved", map[string]uint64{"app.bsky.feed.post": 2, "app.bsky.feed.like": 4, "app.bsky.graph.follow": 1})
+
+	// A replacement lists the collections it writes; the cache forgets the
+	// rest and reads them again.
+	if _, err := d.Apply(ctx, &Change{UID: uid, ResetRecords: true, Collections: []CollectionCount{{Collection: "app.bsky.feed.post", Count: 7}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, hit := d.accounts.collection(uid, "app.bsky.feed.like"); hit {
+		t.Fatal("a count not written by the replacement is still cached")
+	}
+	check("replaced", map[string]uint64{"app.bsky.feed.post": 7, "app.bsky.feed.like": 4, "app.bsky.graph.follow": 1})
+
+	// A count read before a commit is not cached.
+	_, gen, _ := d.accounts.collection(uid, "app.bsky.feed.post")
+	if _, err := d.Apply(ctx, &Change{UID: uid, Collections: []CollectionCount{{Collection: "app.bsky.feed.post", Count: 8, Old: 7}}}); err != nil {
+		t.Fatal(err)
+	}
+	d.accounts.putCollection(gen, uid, "app.bsky.feed.post", 7)
+	check("stale read", map[string]uint64{"app.bsky.feed.post": 8, "app.bsky.feed.like": 4, "app.bsky.graph.follow": 1})
+
+	if _, err := d.Apply(ctx, &Change{UID: uid, Account: &Account{UID: uid, DID: did, Status: StatusDeleted}, Delete: true}); err != nil {
+		t.Fatal(err)
+	}
+	check("deleted", map[string]uint64{})
+}

@@ -133,10 +133,12 @@
 //
 // # The account cache
 //
-// Account and LiveBlock (for a head's commit block) answer from a bounded
-// in-memory cache of recent accounts when they can (acctcache.go): the
-// committer, the only writer of account records and heads, updates it after
-// each durable group, and a reader that raced a commit does not insert what
-// it read. Writers read the account before every change, so this spares the
-// relay's ingest two or three point lookups per upstream commit.
+// Account, LiveBlock (for a head's commit block) and CollectionCount answer
+// from a bounded in-memory cache of recent accounts when they can
+// (acctcache.go): the committer, the only writer of account records, heads
+// and collection counts, updates it after each durable group, and a reader
+// that raced a commit does not insert what it read. Writers read the
+// account before every change, and the counts of the collections they
+// write, so this spares the relay's ingest three or four point lookups per
+// upstream commit.
 package store

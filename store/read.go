@@ -316,7 +316,16 @@ func (d *DB) ReferencedCount(uid uint64, c cid.Cid) (uint64, error) {
 
 // CollectionCount returns how many records the repository has in collection.
 func (d *DB) CollectionCount(uid uint64, collection string) (uint64, error) {
-	return d.getUvarint(keyUIDString(tCollCount, uid, collection))
+	n, gen, ok := d.accounts.collection(uid, collection)
+	if ok {
+		return n, nil
+	}
+	n, err := d.getUvarint(keyUIDString(tCollCount, uid, collection))
+	if err != nil {
+		return 0, err
+	}
+	d.accounts.putCollection(gen, uid, collection, n)
+	return n, nil
 }
 
 func (d *DB) getUvarint(key []byte) (uint64, error) {
