@@ -138,15 +138,20 @@ func Open(opts Options) (*DB, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	defer po.Cache.Unref()
-	// The fastest codec where data is young and rewritten soon; MinLZ on the
-	// two bottom levels, where nearly all of it ends up. Measured on a
-	// 100k-record repository (host BenchmarkDiskPerCARByte): 0.50 bytes of
-	// tables per CAR byte with MinLZ, 0.47 with zstd, whose decompression
-	// (cgo, with its own buffers) made getRepo slower and raised RSS.
-	// Pebble's own "Good" profile is adaptive and kept choosing snappy here.
+	// No compression where data is young and rewritten soon; MinLZ on the
+	// bottom level, where nearly all of it ends up. Measured on a
+	// 100k-record repository (host BenchmarkDiskPerCARByte): 0.45 bytes of
+	// tables per CAR byte with MinLZ on the bottom level, the same with it
+	// on the two bottom levels and the fastest codec above, 0.65 with no
+	// compression at all; zstd gave 0.47 (with 4 KiB blocks) and its
+	// decompression (cgo, with its own buffers) made getRepo slower and
+	// raised RSS. The relay ingest benchmark, where compactions into the
+	// level above the bottom are a large share of the CPU (frames, CIDs and
+	// signatures compress little), spent 288–296 CPU-µs per commit instead
+	// of 307–320 (3 runs each). Pebble's own "Good" profile is adaptive and
+	// kept choosing snappy here.
 	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings {
-		cs := pebble.UniformDBCompressionSettings(sstblock.FastestCompression)
-		cs.Levels[len(cs.Levels)-2] = sstblock.MinLZCompression
+		cs := pebble.UniformDBCompressionSettings(sstblock.NoCompression)
 		cs.Levels[len(cs.Levels)-1] = sstblock.MinLZCompression
 		return cs
 	})
