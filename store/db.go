@@ -98,9 +98,10 @@ type DB struct {
 	closing chan struct{}
 	wg      sync.WaitGroup
 
-	accounts *accountCache // nil when disabled
-	lastSeq  atomic.Int64  // newest durable seq
-	nextUID  uint64        // committer only
+	accounts      *accountCache // nil when disabled
+	lastSeq       atomic.Int64  // newest durable seq
+	nextUID       uint64        // committer only
+	bottomFilters atomic.Bool   // lookups of likely absent keys read L6's filters (filters.go)
 
 	mu     sync.RWMutex // held shared while submitting, exclusively to close
 	closed bool
@@ -211,6 +212,8 @@ func Open(opts Options) (*DB, error) {
 		d.wg.Add(1)
 		go d.gcLoop()
 	}
+	d.wg.Add(1)
+	go d.filterLoop()
 	return d, nil
 }
 

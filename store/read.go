@@ -297,7 +297,7 @@ func (d *DB) Records(uid uint64, collection, cursor string, limit int, reverse b
 // for the first time (nearly every created record) it is the only one, and
 // the bloom filters answer it.
 func (d *DB) RefCount(uid uint64, c cid.Cid) (uint64, error) {
-	if live, err := d.has(keyUIDCID(tBlock, uid, c)); err != nil || !live {
+	if live, err := d.hasLikelyAbsent(keyUIDCID(tBlock, uid, c)); err != nil || !live {
 		return 0, err
 	}
 	return d.ReferencedCount(uid, c)
