@@ -48,10 +48,12 @@ type IngestOptions struct {
 	// Workers is how many events are processed at once (of different
 	// accounts). Verification is CPU, applying waits for the
 	// store's group commit (an fsync), so many more workers than cores keep
-	// both busy and make the groups large. Default 256: on the ingest
-	// benchmark (the load generator's stream, 10k accounts, 2 cores) 256
-	// workers gave 4,934 archived commits/s at 334 CPU-µs each and 10,179
-	// lean ones at 163, 64 gave 4,073 at 400 and 8,842 at 177
+	// both busy and make the groups large; more workers than the store's
+	// MaxGroup keep verifying while a full group waits for its fsync.
+	// Default 512: on the ingest benchmark (the load generator's stream, 10k
+	// accounts, 2 cores) 512 workers gave 6,502–6,923 archived commits/s
+	// and 12,304–13,219 lean ones, 256 gave 5,237–5,271 and 10,661–11,067,
+	// 1,024 5,963–6,634 and 13,492–14,267, 64 about 4,100 and 8,800
 	// (BENCHMARKS.md). Running events count in the queue bounds below, so
 	// more workers do not raise the memory bound.
 	Workers int
@@ -120,7 +122,7 @@ func (o IngestOptions) withDefaults() (IngestOptions, error) {
 		return o, errors.New("relay: IngestOptions needs DB, Repos and Identity")
 	}
 	if o.Workers <= 0 {
-		o.Workers = 256
+		o.Workers = 512
 	}
 	if o.QueueLen <= 0 {
 		o.QueueLen = 10_000
