@@ -101,6 +101,7 @@ type DB struct {
 	accounts      *accountCache // nil when disabled
 	lastSeq       atomic.Int64  // newest durable seq
 	nextUID       uint64        // committer only
+	lastBatchSize int           // committer only: the previous group's batch bytes
 	bottomFilters atomic.Bool   // lookups of likely absent keys read L6's filters (filters.go)
 
 	mu     sync.RWMutex // held shared while submitting, exclusively to close
