@@ -1,6 +1,7 @@
 package repostore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -222,6 +223,9 @@ func (r *Repos) blobChanges(a *store.Account, res *repo.CommitResult, now time.T
 				return nil, fmt.Errorf("repostore: record %s: %w", c, err)
 			}
 		}
+		if !bytes.Contains(data, mimeTypeKey) {
+			return nil, nil // no blob without a mimeType: spare decoding the record
+		}
 		rec, err := dagcbor.UnmarshalRecord(data)
 		if err != nil {
 			return nil, nil // not a data-model record: it references nothing we track
@@ -277,6 +281,12 @@ func (r *Repos) blobChanges(a *store.Account, res *repo.CommitResult, now time.T
 	}
 	return out, nil
 }
+
+// mimeTypeKey is the map key "mimeType" as DAG-CBOR encodes it (a text
+// string of 8 bytes: header 0x68, the only valid one). Both blob forms
+// dagcbor.RecordBlobs accepts, {$type: blob, ...} and the legacy {cid,
+// mimeType}, need it, so a record without these bytes references no blob.
+var mimeTypeKey = []byte("\x68mimeType")
 
 func collectionOf(path string) string {
 	coll, _, _ := strings.Cut(path, "/")

@@ -219,19 +219,32 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 	if c.Secret != nil {
 		b.Set(uidKey(tSecret, uid), c.Secret, nil)
 	}
+	// Block keys are built in one scratch buffer (the batch copies keys),
+	// and block values written in place in the batch (SetDeferred): the
+	// committer is serial, and these were most of its allocations.
+	var key []byte
 	died := now.UnixNano()
 	for _, blk := range c.Dead {
-		b.Delete(keyUIDCID(tBlock, uid, blk.CID), nil)
-		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(blk.Data)), uint64(died))
-		b.Set(keyUIDCID(tDead, uid, blk.CID), append(v, blk.Data...), nil)
-		b.Set(gcKey(died, uid, blk.CID), nil, nil)
+		key = appendKeyUIDCID(key[:0], tBlock, uid, blk.CID)
+		b.Delete(key, nil)
+		key = appendKeyUIDCID(key[:0], tDead, uid, blk.CID)
+		op := b.SetDeferred(len(key), 8+len(blk.Data))
+		copy(op.Key, key)
+		binary.BigEndian.PutUint64(op.Value, uint64(died))
+		copy(op.Value[8:], blk.Data)
+		op.Finish()
+		key = appendGCKey(key[:0], died, uid, blk.CID)
+		b.Set(key, nil, nil)
 	}
 	if h := c.Head; h != nil {
 		b.Set(uidKey(tHead, uid), encodeHead(*h), nil)
 		for _, blk := range c.NewBlocks {
-			v := make([]byte, 0, revLen+len(blk.Data))
-			v = append(append(v, h.Rev...), blk.Data...)
-			b.Set(keyUIDCID(tBlock, uid, blk.CID), v, nil)
+			key = appendKeyUIDCID(key[:0], tBlock, uid, blk.CID)
+			op := b.SetDeferred(len(key), revLen+len(blk.Data))
+			copy(op.Key, key)
+			copy(op.Value, h.Rev)
+			copy(op.Value[revLen:], blk.Data)
+			op.Finish()
 		}
 	}
 	for _, r := range c.Records {

@@ -55,12 +55,21 @@ func keyUIDCID(table byte, uid uint64, c cid.Cid) []byte {
 	return keyUIDString(table, uid, c.KeyString())
 }
 
+// appendKeyUIDCID appends keyUIDCID(table, uid, c) to b.
+func appendKeyUIDCID(b []byte, table byte, uid uint64, c cid.Cid) []byte {
+	b = appendUID(append(b, table), uid)
+	return append(b, c.KeyString()...)
+}
+
 func accountKey(did string) []byte { return append([]byte{tAccount}, did...) }
 
 func gcKey(died int64, uid uint64, c cid.Cid) []byte {
-	b := make([]byte, 0, 17+36)
-	b = append(b, tGC)
-	b = binary.BigEndian.AppendUint64(b, uint64(died))
+	return appendGCKey(make([]byte, 0, 17+36), died, uid, c)
+}
+
+// appendGCKey appends gcKey(died, uid, c) to b.
+func appendGCKey(b []byte, died int64, uid uint64, c cid.Cid) []byte {
+	b = binary.BigEndian.AppendUint64(append(b, tGC), uint64(died))
 	b = appendUID(b, uid)
 	return append(b, c.KeyString()...)
 }
