@@ -24,14 +24,7 @@ func TestUncompressedKeyCache(t *testing.T) {
 	msg := []byte("a commit")
 	var signers []signer
 	for range 5 {
-		priv, err := atcrypto.GeneratePrivateKeyK256()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, err := priv.PublicKey()
-		if err != nil {
-			t.Fatal(err)
-		}
+		priv, pub := testKey(t)
 		sig, err := priv.HashAndSign(msg)
 		if err != nil {
 			t.Fatal(err)
