@@ -140,8 +140,12 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 	}
 	alreadyLive := map[cid.Cid]bool{}
 	for rc, delta := range refDelta {
+		// A record only losing paths is one the previous tree points at:
+		// its count needs no live-block lookup. One also written again
+		// (an update to the same bytes) is checked whole, so a block the
+		// store lacks is not taken for stored.
 		refCount := r.DB.RefCount
-		if referenced[rc] {
+		if referenced[rc] && delta < 0 {
 			refCount = r.DB.ReferencedCount
 		}
 		cur, err := refCount(a.UID, rc)
