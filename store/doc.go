@@ -126,6 +126,18 @@
 // counts it from the account records (CountAccountsByHost) when it is
 // absent, before the committer starts.
 //
+// # Pebble settings
+//
+// Open tunes Pebble for many small writes and point reads, each choice
+// measured (db.go, BENCHMARKS.md): 32 KiB data blocks, no compression above
+// the bottom level and MinLZ on it, 8 MiB memtables with the block cache
+// sized above their reservation, and bloom filters on every level. Pebble's
+// Get never reads the bottom level's filters; lookups of keys that are
+// nearly always absent (a created record's live block) do, while those
+// filters fit in a quarter of the cache (filters.go). A process that links
+// the store bounds glibc's malloc arenas, since Pebble's block cache lives
+// in C memory (malloc_cgo.go).
+//
 // # Concurrency
 //
 // A DB is safe for concurrent use. Reads see committed data only. Slices
