@@ -87,7 +87,18 @@ func (d *DB) commitGroup(group []*request) {
 		c := req.change
 		created := c.Account != nil && c.Account.UID == 0
 		if created {
-			if creating[c.Account.DID] || d.exists(accountKey(c.Account.DID)) {
+			// A new DID is nearly always absent: the bottom level's
+			// filters answer (filters.go). A failed read fails the change
+			// rather than risk creating a second account.
+			found := creating[c.Account.DID]
+			if !found {
+				var err error
+				if found, err = d.hasLikelyAbsent(accountKey(c.Account.DID)); err != nil {
+					results[i].err = fmt.Errorf("store: creating %s: %w", c.Account.DID, err)
+					continue
+				}
+			}
+			if found {
 				results[i].err = fmt.Errorf("store: creating %s: %w", c.Account.DID, ErrExists)
 				continue
 			}
@@ -165,15 +176,6 @@ func (d *DB) commitGroup(group []*request) {
 	for i, req := range group {
 		req.done <- results[i]
 	}
-}
-
-func (d *DB) exists(key []byte) bool {
-	_, closer, err := d.db.Get(key)
-	if err != nil {
-		return false
-	}
-	closer.Close()
-	return true
 }
 
 // checkChange refuses a malformed change before any of it is written.
