@@ -196,7 +196,7 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 		c.Collections = append(c.Collections, store.CollectionCount{Collection: coll, Count: uint64(n), Old: cur})
 	}
 	var err error
-	if c.Blobs, err = r.blobChanges(a, res, now); err != nil {
+	if c.Blobs, err = r.blobChanges(a, res, c.Dead, now); err != nil {
 		return nil, err
 	}
 	ev := &wire.Commit{
@@ -214,13 +214,19 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 // returns the new metadata of every blob whose count changes. A blob that a
 // record references but that was never uploaded here (a mirrored repository)
 // gets metadata with Stored false.
-func (r *Repos) blobChanges(a *store.Account, res *repo.CommitResult, now time.Time) ([]store.BlobMeta, error) {
-	added := make(map[cid.Cid][]byte, len(res.NewBlocks))
+func (r *Repos) blobChanges(a *store.Account, res *repo.CommitResult, dead []store.DeadBlock, now time.Time) ([]store.BlobMeta, error) {
+	// The records at hand: the commit's new blocks, and the superseded
+	// blocks the change already read (a deleted record's bytes, moved to
+	// history), which are not read from the store a second time.
+	known := make(map[cid.Cid][]byte, len(res.NewBlocks)+len(dead))
 	for _, b := range res.NewBlocks {
-		added[b.CID] = b.Data
+		known[b.CID] = b.Data
+	}
+	for _, b := range dead {
+		known[b.CID] = b.Data
 	}
 	recordBlobs := func(c cid.Cid) ([]dagcbor.Blob, error) {
-		data, ok := added[c]
+		data, ok := known[c]
 		if !ok {
 			var err error
 			if data, _, err = r.DB.Block(a.UID, c); err != nil {
