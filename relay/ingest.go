@@ -46,10 +46,10 @@ type IngestOptions struct {
 	// record index (lean.go). Hosted accounts are unaffected.
 	Lean bool
 	// Workers is how many events are processed at once (of different
-	// accounts). Verification is CPU, applying waits for the
-	// store's group commit (an fsync), so many more workers than cores keep
-	// both busy and make the groups large; more workers than the store's
-	// MaxGroup keep verifying while a full group waits for its fsync.
+	// accounts). Verification is CPU, applying waits for the store's group
+	// commit (an fsync), so many more workers than cores keep both busy and
+	// make the groups large; more workers than the store's MaxGroup keep
+	// verifying while a full group waits for its fsync.
 	// Default 512: on the ingest benchmark (the load generator's stream, 10k
 	// accounts, 2 cores) 512 workers gave 6,502–6,923 archived commits/s
 	// and 12,304–13,219 lean ones, 256 gave 5,237–5,271 and 10,661–11,067,
