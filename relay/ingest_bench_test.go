@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,6 +26,7 @@ var (
 	benchCommits  = flag.Int("ingest.commits", 4, "continuing commits per account (on average: random accounts), in the ingest benchmark")
 	benchRecords  = flag.Int("ingest.records", 10, "records of each account's first commit, in the ingest benchmark")
 	benchWorkers  = flag.Int("ingest.workers", 0, "IngestOptions.Workers in the ingest benchmark (0: the default)")
+	benchProfile  = flag.String("ingest.cpuprofile", "", "write a CPU profile of the continuing commits (the goal's phase) of BenchmarkIngestCommits to this file")
 )
 
 const benchHost = "pds.bench.example"
@@ -103,6 +105,27 @@ func loadBenchStream(b *testing.B) *benchStream {
 	return theStream
 }
 
+// startProfile starts a CPU profile into file, when it is set, and returns
+// the function that stops it.
+func startProfile(b *testing.B, file string) func() {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -153,7 +176,9 @@ func BenchmarkIngestCommits(b *testing.B) {
 			return time.Since(start), cpuTime() - cpu
 		}
 		d1, _ := run(s.first)
+		stop := startProfile(b, *benchProfile)
 		d2, cpu2 := run(s.next)
+		stop()
 		in.Close()
 		if got := db.LastSeq(); got != int64(len(s.first)+len(s.next)) {
 			b.Fatalf("%d events re-broadcast, want %d: some commits were refused", got, len(s.first)+len(s.next))
