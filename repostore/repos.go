@@ -165,7 +165,13 @@ func (r *Repos) CommitChange(a *store.Account, res *repo.CommitResult, tree *mst
 		if n < 0 {
 			return nil, fmt.Errorf("repostore: %s: record %s referenced %d times, change removes %d", a.DID, rc, cur, -delta)
 		}
-		c.RefCounts = append(c.RefCounts, store.RefCount{CID: rc, Count: uint64(n)})
+		// The store keeps a count only above one (one path is implied by
+		// the block being live): a count that neither was nor becomes more
+		// than one has nothing to write, where a deletion would add a
+		// tombstone for every new record.
+		if cur > 1 || n > 1 {
+			c.RefCounts = append(c.RefCounts, store.RefCount{CID: rc, Count: uint64(n)})
+		}
 		if n == 0 {
 			if err := kill(rc); err != nil {
 				return nil, fmt.Errorf("repostore: record %s: %w", rc, err)

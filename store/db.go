@@ -171,6 +171,7 @@ func Open(opts Options) (*DB, error) {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		po.Levels[i].BlockSize = blockSize
 	}
+	po.Experimental.SpanPolicyFunc = tableSpans // spans.go
 	dir := opts.Dir
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
@@ -344,6 +345,8 @@ func (d *DB) TableBytes() uint64 { return d.db.Metrics().Table.Local.LiveSize }
 // blob files). Their sum over the data put is Pebble's write amplification.
 type WriteStats struct {
 	WAL, Flushed, Compacted uint64
+	// Busy says a flush or compaction is running.
+	Busy bool
 }
 
 // WriteStats reads Pebble's write counters.
@@ -354,5 +357,6 @@ func (d *DB) WriteStats() WriteStats {
 		WAL:       m.WAL.BytesWritten,
 		Flushed:   t.TableBytesFlushed + t.BlobBytesFlushed,
 		Compacted: t.TableBytesCompacted + t.BlobBytesCompacted,
+		Busy:      m.Flush.NumInProgress > 0 || m.Compact.NumInProgress > 0,
 	}
 }
