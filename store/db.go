@@ -352,11 +352,15 @@ type WriteStats struct {
 // WriteStats reads Pebble's write counters.
 func (d *DB) WriteStats() WriteStats {
 	m := d.db.Metrics()
-	t := m.Total()
-	return WriteStats{
-		WAL:       m.WAL.BytesWritten,
-		Flushed:   t.TableBytesFlushed + t.BlobBytesFlushed,
-		Compacted: t.TableBytesCompacted + t.BlobBytesCompacted,
-		Busy:      m.Flush.NumInProgress > 0 || m.Compact.NumInProgress > 0,
+	s := WriteStats{
+		WAL:  m.WAL.BytesWritten,
+		Busy: m.Flush.NumInProgress > 0 || m.Compact.NumInProgress > 0,
 	}
+	// Summed here: Metrics.Total counts the WAL's bytes as flushed too.
+	for i := range m.Levels {
+		l := &m.Levels[i]
+		s.Flushed += l.TableBytesFlushed + l.BlobBytesFlushed
+		s.Compacted += l.TableBytesCompacted + l.BlobBytesCompacted
+	}
+	return s
 }
