@@ -208,7 +208,9 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 		writeAccountStatus(b, a)
 	}
 	if c.Delete {
-		for _, t := range []byte{tHead, tBlock, tDead, tRecord, tRefCount, tCollCount, tSecret, tBlob} {
+		// The account's copies in table 07, ordered by time, are left to
+		// the collector; without their index entries nothing reads them.
+		for _, t := range []byte{tHead, tBlock, tHistIndex, tRecord, tRefCount, tCollCount, tSecret, tBlob} {
 			p := uidKey(t, uid)
 			b.DeleteRange(p, prefixEnd(p), nil)
 		}
@@ -229,14 +231,13 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 	for _, blk := range c.Dead {
 		key = appendKeyUIDCID(key[:0], tBlock, uid, blk.CID)
 		b.Delete(key, nil)
-		key = appendKeyUIDCID(key[:0], tDead, uid, blk.CID)
-		op := b.SetDeferred(len(key), 8+len(blk.Data))
-		copy(op.Key, key)
-		binary.BigEndian.PutUint64(op.Value, uint64(died))
-		copy(op.Value[8:], blk.Data)
-		op.Finish()
-		key = appendGCKey(key[:0], died, uid, blk.CID)
+		key = appendHistIndexKey(key[:0], uid, blk.CID, died)
 		b.Set(key, nil, nil)
+		key = appendHistoryKey(key[:0], died, uid, blk.CID)
+		op := b.SetDeferred(len(key), len(blk.Data))
+		copy(op.Key, key)
+		copy(op.Value, blk.Data)
+		op.Finish()
 	}
 	if h := c.Head; h != nil {
 		b.Set(uidKey(tHead, uid), encodeHead(*h), nil)

@@ -208,6 +208,10 @@ func Open(opts Options) (*DB, error) {
 		pdb.Close()
 		return nil, err
 	}
+	if err := d.ensureHistory(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
 	d.wg.Add(1)
 	go d.commitLoop()
 	if opts.GCInterval > 0 {

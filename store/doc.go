@@ -28,13 +28,14 @@
 //	00 "collidx"              → collection index version (8 bytes)
 //	00 "hostid"               → last upstream host id (8 bytes)
 //	00 "hostcnt"              → table 15's version (8 bytes; absent: counted at Open)
+//	00 "history"              → layout version of tables 06 and 07 (8 bytes)
 //	01 did                    → account record (DAG-CBOR map)
 //	02 uid                    → did
 //	03 uid                    → head: len commit-cid, len data-cid, rev
 //	04 uid cid                → rev, block bytes            live blocks
 //	05                        (unused)
-//	06 uid cid                → died (8 bytes ns), bytes    superseded blocks
-//	07 died uid cid           → ∅                           superseded, by time
+//	06 uid cid died           → ∅                           superseded blocks: index
+//	07 died uid cid           → bytes                       superseded blocks, by time
 //	08 uid collection/rkey    → ∅                           record index
 //	09 uid cid                → uvarint                     paths per record cid, when > 1
 //	0a uid collection         → uvarint                     records per collection
@@ -55,11 +56,12 @@
 // Table 04 holds exactly the blocks reachable from a repository's head (its
 // commit, MST nodes and records), so getRepo is one range scan. A change
 // moves the blocks it makes unreachable (the previous commit, replaced MST
-// nodes, records no path points at any more) to
-// table 06 with the time they died; they stay readable there (Block, for
-// reads at a past commit) until the history window passes, when the
-// collector deletes them (table 07 orders them by time). A block stored
-// again later is live again; its stale history copy simply expires.
+// nodes, records no path points at any more) to the history: a copy in
+// table 07, keyed by the time it died, and an index entry in table 06
+// (history.go). They stay readable there (Block, for reads at a past
+// commit) until the history window passes, when the collector deletes the
+// index entries and the copies (one range deletion). A block stored again
+// later is live again; its stale history copy simply expires.
 // Every block a change adds is stored with the change's rev, so
 // BlocksSince(rev) is exact: the live blocks of later commits, found by one
 // scan of table 04 (a record stored again at a second path keeps its first
@@ -108,7 +110,9 @@
 //
 // Table 0c is the firehose log: the frame bytes exactly as they are sent,
 // encoded once. Table 0d finds an account's events, for the purge on
-// account deletion. Events older than the event window are collected.
+// account deletion. Events older than the event window are collected (the
+// frames with one range deletion). The log's keys and the history's copies
+// only grow, so flushes write them in tables of their own (spans.go).
 //
 // # Upstream hosts
 //

@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -56,44 +54,10 @@ func (d *DB) CollectGarbage(ctx context.Context) error {
 	}
 }
 
-// collectHistory deletes up to gcBatchSize superseded blocks that died
-// before cutoff. A block that died again later (its history entry is newer)
-// is left to that later entry.
-func (d *DB) collectHistory(ctx context.Context, cutoff time.Time) (int, error) {
-	var n int
-	job := func(b *pebble.Batch) error {
-		hi := binary.BigEndian.AppendUint64([]byte{tGC}, uint64(cutoff.UnixNano()))
-		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tGC}, UpperBound: hi})
-		if err != nil {
-			return err
-		}
-		for ok := it.First(); ok && n < gcBatchSize; ok = it.Next() {
-			k := it.Key()
-			if len(k) < 17 {
-				continue
-			}
-			died, rest := k[1:9], k[9:] // rest: uid cid
-			dk := append([]byte{tDead}, rest...)
-			if v, closer, err := d.db.Get(dk); err == nil {
-				if bytes.Equal(v[:8], died) {
-					b.Delete(dk, nil)
-				}
-				closer.Close()
-			}
-			b.Delete(k, nil)
-			n++
-		}
-		return closeIter(it)
-	}
-	if _, err := d.submit(ctx, &request{job: job, done: make(chan result, 1)}); err != nil {
-		return 0, fmt.Errorf("store: collecting history: %w", err)
-	}
-	return n, nil
-}
-
 // collectEvents deletes up to gcBatchSize events older than cutoff.
 func (d *DB) collectEvents(ctx context.Context, cutoff time.Time) (int, error) {
 	var n int
+	var last int64
 	job := func(b *pebble.Batch) error {
 		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tEvent}, UpperBound: []byte{tEvent + 1}})
 		if err != nil {
@@ -108,11 +72,19 @@ func (d *DB) collectEvents(ctx context.Context, cutoff time.Time) (int, error) {
 			if !ev.Time.Before(cutoff) {
 				break
 			}
-			b.Delete(it.Key(), nil)
 			b.Delete(eventByUIDKey(ev.UID, ev.Seq), nil)
+			last = ev.Seq
 			n++
 		}
-		return closeIter(it)
+		if err := closeIter(it); err != nil {
+			return err
+		}
+		if n > 0 {
+			// One range deletion for the frames: Pebble drops the tables it
+			// covers whole (the log's tables hold nothing else, spans.go).
+			b.DeleteRange([]byte{tEvent}, eventKey(last+1), nil)
+		}
+		return nil
 	}
 	if _, err := d.submit(ctx, &request{job: job, done: make(chan result, 1)}); err != nil {
 		return 0, fmt.Errorf("store: collecting events: %w", err)

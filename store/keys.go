@@ -14,8 +14,8 @@ const (
 	tHead       byte = 0x03 // uid → head
 	tBlock      byte = 0x04 // uid cid → rev data          (live blocks)
 	_           byte = 0x05 // unused (was a rev index of live blocks)
-	tDead       byte = 0x06 // uid cid → died data          (superseded blocks)
-	tGC         byte = 0x07 // died uid cid → ∅             (superseded blocks by time)
+	tHistIndex  byte = 0x06 // uid cid died → ∅             (superseded blocks: where)
+	tHistory    byte = 0x07 // died uid cid → data          (superseded blocks, by time)
 	tRecord     byte = 0x08 // uid collection/rkey → ∅
 	tRefCount   byte = 0x09 // uid cid → count, when above one (record CIDs)
 	tCollCount  byte = 0x0a // uid collection → count
@@ -35,6 +35,8 @@ var (
 	// metaCollIndex holds the version of the collection index tables (0a,
 	// 0b, 11, 12) the store was last built or rebuilt with.
 	metaCollIndex = []byte{tMeta, 'c', 'o', 'l', 'l', 'i', 'd', 'x'}
+	// metaHistory holds the layout version of tables 06 and 07 (history.go).
+	metaHistory = []byte{tMeta, 'h', 'i', 's', 't', 'o', 'r', 'y'}
 )
 
 // revLen is the length of a TID rev.
@@ -63,15 +65,19 @@ func appendKeyUIDCID(b []byte, table byte, uid uint64, c cid.Cid) []byte {
 
 func accountKey(did string) []byte { return append([]byte{tAccount}, did...) }
 
-func gcKey(died int64, uid uint64, c cid.Cid) []byte {
-	return appendGCKey(make([]byte, 0, 17+36), died, uid, c)
-}
-
-// appendGCKey appends gcKey(died, uid, c) to b.
-func appendGCKey(b []byte, died int64, uid uint64, c cid.Cid) []byte {
-	b = binary.BigEndian.AppendUint64(append(b, tGC), uint64(died))
+// appendHistoryKey appends the key of a superseded block's copy, table
+// 07: died uid cid.
+func appendHistoryKey(b []byte, died int64, uid uint64, c cid.Cid) []byte {
+	b = binary.BigEndian.AppendUint64(append(b, tHistory), uint64(died))
 	b = appendUID(b, uid)
 	return append(b, c.KeyString()...)
+}
+
+// appendHistIndexKey appends the key of a superseded block's index entry,
+// table 06: uid cid died.
+func appendHistIndexKey(b []byte, uid uint64, c cid.Cid, died int64) []byte {
+	b = appendKeyUIDCID(b, tHistIndex, uid, c)
+	return binary.BigEndian.AppendUint64(b, uint64(died))
 }
 
 func collIndexKey(collection string, uid uint64) []byte {

@@ -112,11 +112,8 @@ func (d *DB) Block(uid uint64, c cid.Cid) (data []byte, live bool, err error) {
 	if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
-	v, err = d.get(keyUIDCID(tDead, uid, c))
-	if err != nil {
-		return nil, false, err
-	}
-	return v[8:], false, nil
+	data, err = d.historyBlock(uid, c)
+	return data, false, err
 }
 
 // LiveBlock returns a live block and the rev that stored it.

@@ -58,7 +58,7 @@ func TestFlushSplitsTables(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []byte{tEvent, tGC} {
+	for _, want := range []byte{tEvent, tHistory} {
 		if !tables[want] {
 			t.Errorf("no output table holds table %02x alone", want)
 		}
