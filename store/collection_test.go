@@ -228,10 +228,7 @@ func FuzzCollectionIndex(f *testing.F) {
 // the store.
 func TestCollectionIndexWithinOneGroup(t *testing.T) {
 	blocked, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	db := openMem(t, Options{OnCommit: func([]CommittedEvent) {
-		once.Do(func() { close(blocked); <-release })
-	}})
+	db := openMem(t, Options{})
 	ctx := context.Background()
 	var uids []uint64
 	for _, did := range []string{"did:plc:one", "did:plc:two"} {
@@ -257,10 +254,13 @@ func TestCollectionIndexWithinOneGroup(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	// Hold the committer in OnCommit, so the changes below queue in this
+	// Hold the committer in a job, so the changes below queue in this
 	// order and then commit as one group.
 	wg.Add(1)
-	go func() { defer wg.Done(); db.Apply(ctx, &Change{UID: u1, Events: []FrameEncoder{seqFrame("hold")}}) }()
+	go func() {
+		defer wg.Done()
+		db.submit(ctx, &request{job: func(*pebble.Batch) error { close(blocked); <-release; return nil }, done: make(chan result, 1)})
+	}()
 	<-blocked
 	cc := func(coll string, n uint64) []CollectionCount { return []CollectionCount{{Collection: coll, Count: n}} }
 	// The writer's old counts, when given, cannot hide what the group did:

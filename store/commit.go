@@ -21,8 +21,26 @@ var ErrHandleTaken = errors.New("handle taken")
 // commitLoop is the committer: it takes the first waiting change, adds as
 // many more as are queued (up to MaxGroup), writes them in one batch with
 // one fsync, then answers them all. Seqs are assigned here, in commit order.
+//
+// The fsync is waited for by completeLoop, so the committer builds and
+// applies the next group while the previous one's write-ahead log reaches
+// the disk: a group is visible to reads once applied, as in Pebble's own
+// synced commits, and its changes are answered, its events published and
+// LastSeq moved only once it is durable, in commit order. A later group
+// read what an earlier one wrote, so a failed sync fails every group after
+// it too, and the store takes no more changes (errBroken).
 func (d *DB) commitLoop() {
 	defer d.wg.Done()
+	pending := make(chan *pendingGroup, maxPendingGroups)
+	completed := make(chan struct{})
+	go func() {
+		defer close(completed)
+		d.completeLoop(pending)
+	}()
+	defer func() {
+		close(pending)
+		<-completed
+	}()
 	group := make([]*request, 0, d.opts.MaxGroup)
 	for {
 		select {
@@ -33,7 +51,9 @@ func (d *DB) commitLoop() {
 			for {
 				select {
 				case r := <-d.reqs:
-					d.commitGroup([]*request{r})
+					if p := d.commitGroup([]*request{r}); p != nil {
+						pending <- p
+					}
 				default:
 					return
 				}
@@ -48,7 +68,60 @@ func (d *DB) commitLoop() {
 				break fill
 			}
 		}
-		d.commitGroup(group)
+		if p := d.commitGroup(group); p != nil {
+			pending <- p
+		}
+		group = make([]*request, 0, d.opts.MaxGroup) // the pending group keeps the old one
+	}
+}
+
+// maxPendingGroups bounds the groups applied and waiting for their fsync.
+const maxPendingGroups = 2
+
+// errBroken is returned for every change once a group's sync has failed.
+var errBroken = errors.New("store: a commit failed to reach the disk; the store takes no more changes")
+
+// pendingGroup is a group applied to Pebble whose sync completeLoop waits
+// for before answering it.
+type pendingGroup struct {
+	b       *pebble.Batch
+	group   []*request
+	results []result
+	events  []CommittedEvent
+	changes []*Change
+	applied []bool
+	fresh   []bool
+	seq     int64
+}
+
+// completeLoop waits for each pending group's sync, in commit order, and
+// then publishes it: LastSeq, the account cache, OnCommit, the answers.
+func (d *DB) completeLoop(pending <-chan *pendingGroup) {
+	for p := range pending {
+		err := p.b.SyncWait()
+		if err == nil && d.broken.Load() {
+			err = errBroken
+		}
+		p.b.Close()
+		if err != nil {
+			d.broken.Store(true)
+			err = fmt.Errorf("store: commit: %w", err)
+			d.log.Error("group commit failed", "err", err, "changes", len(p.group))
+			for _, req := range p.group {
+				req.done <- result{err: err}
+			}
+			continue
+		}
+		d.lastSeq.Store(p.seq)
+		d.accounts.committed(p.changes, p.applied, p.fresh)
+		// The ring hears of the events before the writers are answered, so
+		// once Apply returns its events are there for every subscriber.
+		if len(p.events) > 0 && d.opts.OnCommit != nil {
+			d.opts.OnCommit(p.events)
+		}
+		for i, req := range p.group {
+			req.done <- p.results[i]
+		}
 	}
 }
 
@@ -58,16 +131,18 @@ const maxBatchHint = 16 << 20
 // commitGroup applies a group of requests in one durable batch. A change
 // refused on its own (ErrExists) is answered alone and left out; an error of
 // the batch itself fails the whole group and changes nothing.
-func (d *DB) commitGroup(group []*request) {
+func (d *DB) commitGroup(group []*request) *pendingGroup {
+	if d.broken.Load() {
+		for _, req := range group {
+			req.done <- result{err: errBroken}
+		}
+		return nil
+	}
 	// Sized like the previous group's batch: a group of relay commits is a
 	// few MiB, which a batch grown by doubling from Pebble's default
 	// allocated about twice over (a fifth of the relay's allocated bytes).
 	b := d.db.NewBatchWithSize(min(d.lastBatchSize, maxBatchHint))
-	defer func() {
-		d.lastBatchSize = len(b.Repr())
-		b.Close()
-	}()
-	seq := d.lastSeq.Load()
+	seq := d.nextSeq
 	uid := d.nextUID
 	now := d.opts.Now()
 	var events []CommittedEvent
@@ -155,30 +230,24 @@ func (d *DB) commitGroup(group []*request) {
 		err = hosts.flush(b)
 	}
 	if err == nil {
-		err = b.Commit(pebble.Sync)
+		// Applied now, durable once completeLoop's SyncWait returns.
+		err = d.db.ApplyNoSyncWait(b, pebble.Sync)
 	}
+	d.lastBatchSize = len(b.Repr())
 	if err != nil {
 		err = fmt.Errorf("store: commit: %w", err)
 		d.log.Error("group commit failed", "err", err, "changes", len(group))
+		b.Close()
 		for _, req := range group {
 			req.done <- result{err: err}
 		}
-		return
+		return nil
 	}
 	d.nextUID = uid
-	d.lastSeq.Store(seq)
-	d.accounts.committed(changes, applied, fresh)
-	// The ring hears of the events before the writers are answered, so once
-	// Apply returns its events are there for every subscriber.
-	if len(events) > 0 && d.opts.OnCommit != nil {
-		d.opts.OnCommit(events)
-	}
-	for i, req := range group {
-		req.done <- results[i]
-	}
+	d.nextSeq = seq
+	return &pendingGroup{b: b, group: group, results: results, events: events, changes: changes, applied: applied, fresh: fresh, seq: seq}
 }
 
-// checkChange refuses a malformed change before any of it is written.
 func checkChange(c *Change) error {
 	if a := c.Account; a != nil && a.UID != c.UID {
 		return fmt.Errorf("store: change for uid %d carries the account of uid %d", c.UID, a.UID)

@@ -53,6 +53,10 @@ type Options struct {
 	OnCommit func([]CommittedEvent)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// fs replaces the in-memory file system of InMemory (tests that inject
+	// disk errors).
+	fs vfs.FS
 }
 
 // EnsureDefaults fills in the defaults of unset fields.
@@ -100,7 +104,9 @@ type DB struct {
 
 	accounts      *accountCache // nil when disabled
 	lastSeq       atomic.Int64  // newest durable seq
+	nextSeq       int64         // committer only: the newest seq applied
 	nextUID       uint64        // committer only
+	broken        atomic.Bool   // a group's sync failed (commit.go)
 	lastBatchSize int           // committer only: the previous group's batch bytes
 	bottomFilters atomic.Bool   // lookups of likely absent keys read L6's filters (filters.go)
 
@@ -175,6 +181,9 @@ func Open(opts Options) (*DB, error) {
 	dir := opts.Dir
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
+		if opts.fs != nil {
+			po.FS = opts.fs
+		}
 		dir = ""
 	} else if dir == "" {
 		return nil, errors.New("store: no data directory")
@@ -233,6 +242,7 @@ func (d *DB) loadMeta() error {
 		return err
 	}
 	d.lastSeq.Store(int64(seq))
+	d.nextSeq = int64(seq)
 	d.nextUID = uid
 	return nil
 }
