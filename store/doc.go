@@ -15,7 +15,11 @@
 // change in the group lands or none does; a crash leaves the store before
 // or after it. Apply returns only once the change is durable, and
 // Options.OnCommit then hears of its events, so no subscriber ever sees a
-// seq that is not on disk. Writers of different repositories wait on each
+// seq that is not on disk. The fsync of a group overlaps the building of
+// the next: the committer applies a group to Pebble and goes on, and a
+// second goroutine waits for the sync and answers the group, in commit
+// order (commit.go); a failed sync fails every later group, and the store
+// then refuses changes. Writers of different repositories wait on each
 // other only here.
 //
 // # Key layout
