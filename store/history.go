@@ -129,81 +129,86 @@ func (d *DB) migrateHistory() error {
 	start := time.Now()
 	var converted, dropped int
 	// Version 1's 06 entries become a version 2 index entry and copy.
-	from := []byte{tHistIndex}
-	for from != nil {
-		b := d.db.NewBatch()
-		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{tHistIndex + 1}})
-		if err != nil {
-			b.Close()
-			return fmt.Errorf("store: %w", err)
+	err := d.convertTable(tHistIndex, func(b *pebble.Batch, k, v []byte) error {
+		if len(v) == 0 {
+			return nil // version 2 already
 		}
-		from = nil
-		for ok := it.First(); ok; ok = it.Next() {
-			if !b.Empty() && b.Len() >= rebuildBatchBytes {
-				from = append([]byte(nil), it.Key()...)
-				break
-			}
-			k, v := it.Key(), it.Value()
-			if len(v) == 0 {
-				continue // version 2 already
-			}
-			if len(v) < 9 || len(k) < 9 {
-				it.Close()
-				b.Close()
-				return fmt.Errorf("store: history entry %x: corrupt value", k)
-			}
-			died, rest := v[:8], k[9:] // rest: cid
-			b.Delete(k, nil)
-			b.Set(append(append([]byte(nil), k...), died...), nil, nil)
-			b.Set(append(append(append([]byte{tHistory}, died...), k[1:9]...), rest...), v[8:], nil)
-			converted++
+		if len(v) < 9 || len(k) < 9 {
+			return fmt.Errorf("store: history entry %x: corrupt value", k)
 		}
-		if err := closeIter(it); err != nil {
-			b.Close()
-			return err
-		}
-		if err := b.Commit(pebble.NoSync); err != nil {
-			b.Close()
-			return fmt.Errorf("store: converting history: %w", err)
-		}
-		b.Close()
+		died, rest := v[:8], k[9:] // rest: cid
+		b.Delete(k, nil)
+		b.Set(append(append([]byte(nil), k...), died...), nil, nil)
+		b.Set(append(append(append([]byte{tHistory}, died...), k[1:9]...), rest...), v[8:], nil)
+		converted++
+		return nil
+	}, nil)
+	if err != nil {
+		return err
 	}
 	// What is left of version 1's 07 (keys without bytes) marked blocks
 	// that died again later, whose copy is under the later time.
-	from = []byte{tHistory}
-	for from != nil {
-		b := d.db.NewBatch()
-		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{tHistory + 1}})
-		if err != nil {
-			b.Close()
-			return fmt.Errorf("store: %w", err)
+	err = d.convertTable(tHistory, func(b *pebble.Batch, k, v []byte) error {
+		if len(v) == 0 {
+			b.Delete(k, nil)
+			dropped++
 		}
-		from = nil
-		for ok := it.First(); ok; ok = it.Next() {
-			if !b.Empty() && b.Len() >= rebuildBatchBytes {
-				from = append([]byte(nil), it.Key()...)
-				break
-			}
-			if len(it.Value()) == 0 {
-				b.Delete(it.Key(), nil)
-				dropped++
-			}
-		}
-		if err := closeIter(it); err != nil {
-			b.Close()
-			return err
-		}
-		if from == nil {
-			b.Set(metaHistory, binary.BigEndian.AppendUint64(nil, historyVersion), nil)
-		}
-		if err := b.Commit(pebble.Sync); err != nil {
-			b.Close()
-			return fmt.Errorf("store: converting history: %w", err)
-		}
-		b.Close()
+		return nil
+	}, func(b *pebble.Batch) {
+		b.Set(metaHistory, binary.BigEndian.AppendUint64(nil, historyVersion), nil)
+	})
+	if err != nil {
+		return err
 	}
 	if converted > 0 || dropped > 0 {
 		d.log.Info("history converted", "blocks", converted, "stale_keys", dropped, "took", time.Since(start))
+	}
+	return nil
+}
+
+// convertTable passes every entry of one table to convert, in batches of
+// about rebuildBatchBytes, each committed on its own (an entry is converted
+// whole in one batch); last, when set, writes into the final batch, which
+// is synced.
+func (d *DB) convertTable(table byte, convert func(b *pebble.Batch, k, v []byte) error, last func(b *pebble.Batch)) error {
+	from := []byte{table}
+	for from != nil {
+		b := d.db.NewBatch()
+		err := func() error {
+			it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{table + 1}})
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			from = nil
+			for ok := it.First(); ok; ok = it.Next() {
+				if !b.Empty() && b.Len() >= rebuildBatchBytes {
+					from = append([]byte(nil), it.Key()...)
+					break
+				}
+				if err := convert(b, it.Key(), it.Value()); err != nil {
+					it.Close()
+					return err
+				}
+			}
+			if err := closeIter(it); err != nil {
+				return err
+			}
+			sync := pebble.NoSync
+			if from == nil {
+				if last != nil {
+					last(b)
+				}
+				sync = pebble.Sync
+			}
+			if err := b.Commit(sync); err != nil {
+				return fmt.Errorf("store: converting table %02x: %w", table, err)
+			}
+			return nil
+		}()
+		b.Close()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
