@@ -7,6 +7,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/reservoir-atproto/reservoir/car"
 	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/mst"
 	"github.com/reservoir-atproto/reservoir/repo"
@@ -192,11 +193,13 @@ func (a *API) writeRepo(w http.ResponseWriter, acct *store.Account, since string
 	if !acct.Head.Defined() {
 		return xrpc.RepoNotFound(acct.DID).WithCause(repostore.ErrNoHead)
 	}
-	cw, err := xrpc.CARResponse(w, acct.Head.Commit)
-	if err != nil {
-		return err
+	cw, err := a.repos.StreamRepo(acct, since, func(root cid.Cid) (*car.Writer, error) {
+		return xrpc.CARResponse(w, root)
+	})
+	if errors.Is(err, repostore.ErrNoHead) {
+		return xrpc.RepoNotFound(acct.DID).WithCause(err)
 	}
-	if err := a.repos.WriteRepoBlocks(cw, acct, since); err != nil {
+	if err != nil {
 		return err
 	}
 	return cw.Flush()

@@ -1,7 +1,6 @@
 package repostore
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -25,49 +24,48 @@ func (r *Repos) WriteRepo(w io.Writer, a *store.Account, since string) error {
 	if !a.Head.Defined() {
 		return ErrNoHead
 	}
-	cw, err := car.NewWriter(w, []cid.Cid{a.Head.Commit})
+	cw, err := r.StreamRepo(a, since, func(root cid.Cid) (*car.Writer, error) {
+		return car.NewWriter(w, []cid.Cid{root})
+	})
 	if err != nil {
-		return err
-	}
-	if err := r.WriteRepoBlocks(cw, a, since); err != nil {
 		return err
 	}
 	return cw.Flush()
 }
 
-// WriteRepoBlocks writes the blocks of WriteRepo to a CAR writer whose
-// header the caller wrote (with the head commit as root); the caller
-// flushes.
-//
-// The commit block goes first (the start of the spec's streamable order,
-// which some consumers expect even though any order is valid); the rest
-// follow in store order.
-func (r *Repos) WriteRepoBlocks(cw *car.Writer, a *store.Account, since string) error {
-	if since != "" && a.Head.Rev <= since {
-		return nil // nothing is newer than since
-	}
-	commit, _, err := r.DB.LiveBlock(a.UID, a.Head.Commit)
-	if err != nil {
-		return fmt.Errorf("repostore: head commit %s: %w", a.Head.Commit, err)
-	}
-	if err := cw.WriteBlock(a.Head.Commit, commit); err != nil {
-		return err
-	}
-	head := []byte(a.Head.Commit.KeyString())
-	if since == "" {
-		return r.DB.LiveBlocksRaw(a.UID, func(cidBytes, data []byte) error {
-			if bytes.Equal(cidBytes, head) {
-				return nil
-			}
-			return cw.WriteRawBlock(cidBytes, data)
-		})
-	}
-	return r.DB.BlocksSince(a.UID, since, func(c cid.Cid, data []byte) error {
-		if c == a.Head.Commit {
-			return nil
+// errUpToDate stops a since scan whose since is the head or later.
+var errUpToDate = errors.New("nothing newer than since")
+
+// StreamRepo writes the blocks of WriteRepo through the CAR writer that
+// newWriter makes for the root, and returns it for the caller to flush.
+// The head and the blocks come from one view of the store (a commit landing
+// meanwhile is not half seen), so the root is the head read there, which
+// may be newer than a's. The commit block goes first (the start of the
+// spec's streamable order, which some consumers expect even though any
+// order is valid); the rest follow in store order.
+func (r *Repos) StreamRepo(a *store.Account, since string, newWriter func(root cid.Cid) (*car.Writer, error)) (*car.Writer, error) {
+	var cw *car.Writer
+	err := r.DB.RepoAtHead(a.UID, since, func(h store.Head, commit []byte) error {
+		var err error
+		if cw, err = newWriter(h.Commit); err != nil {
+			return err
 		}
-		return cw.WriteBlock(c, data)
+		if since != "" && h.Rev <= since {
+			return errUpToDate // nothing is newer than since
+		}
+		return cw.WriteBlock(h.Commit, commit)
+	}, func(cidBytes, data []byte) error {
+		return cw.WriteRawBlock(cidBytes, data)
 	})
+	switch {
+	case errors.Is(err, errUpToDate):
+		return cw, nil
+	case cw == nil && errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("repostore: %s: %w: %w", a.DID, ErrNoHead, err)
+	case err != nil:
+		return nil, err
+	}
+	return cw, nil
 }
 
 // RecordProof returns the getRecord CAR for path: the head commit, the

@@ -25,8 +25,9 @@ var ErrHandleTaken = errors.New("handle taken")
 // The fsync is waited for by completeLoop, so the committer builds and
 // applies the next group while the previous one's write-ahead log reaches
 // the disk: a group is visible to reads once applied, as in Pebble's own
-// synced commits, and its changes are answered, its events published and
-// LastSeq moved only once it is durable, in commit order. A later group
+// synced commits (the account cache follows it then), and its changes are
+// answered, its events published and LastSeq moved only once it is
+// durable, in commit order. A later group
 // read what an earlier one wrote, so a failed sync fails every group after
 // it too, and the store takes no more changes (errBroken).
 func (d *DB) commitLoop() {
@@ -88,14 +89,11 @@ type pendingGroup struct {
 	group   []*request
 	results []result
 	events  []CommittedEvent
-	changes []*Change
-	applied []bool
-	fresh   []bool
 	seq     int64
 }
 
 // completeLoop waits for each pending group's sync, in commit order, and
-// then publishes it: LastSeq, the account cache, OnCommit, the answers.
+// then publishes it: LastSeq, OnCommit, the answers.
 func (d *DB) completeLoop(pending <-chan *pendingGroup) {
 	for p := range pending {
 		err := p.b.SyncWait()
@@ -113,7 +111,6 @@ func (d *DB) completeLoop(pending <-chan *pendingGroup) {
 			continue
 		}
 		d.lastSeq.Store(p.seq)
-		d.accounts.committed(p.changes, p.applied, p.fresh)
 		// The ring hears of the events before the writers are answered, so
 		// once Apply returns its events are there for every subscriber.
 		if len(p.events) > 0 && d.opts.OnCommit != nil {
@@ -245,7 +242,12 @@ func (d *DB) commitGroup(group []*request) *pendingGroup {
 	}
 	d.nextUID = uid
 	d.nextSeq = seq
-	return &pendingGroup{b: b, group: group, results: results, events: events, changes: changes, applied: applied, fresh: fresh, seq: seq}
+	// The account cache follows what reads of the store see, which is the
+	// group as soon as it is applied: a reader taking a head from the cache
+	// and blocks from the store must not find the blocks of a newer head
+	// (getRepo answered 500 when the cache waited for the fsync).
+	d.accounts.committed(changes, applied, fresh)
+	return &pendingGroup{b: b, group: group, results: results, events: events, seq: seq}
 }
 
 func checkChange(c *Change) error {

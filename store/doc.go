@@ -156,8 +156,9 @@
 // Account, LiveBlock (for a head's commit block) and CollectionCount answer
 // from a bounded in-memory cache of recent accounts when they can
 // (acctcache.go): the committer, the only writer of account records, heads
-// and collection counts, updates it after each durable group, and a reader
-// that raced a commit does not insert what it read. Writers read the
+// and collection counts, updates it as soon as it has applied a group (when
+// reads of the store see the group too, before its fsync completes), and a
+// reader that raced a commit does not insert what it read. Writers read the
 // account before every change, and the counts of the collections they
 // write, so this spares the relay's ingest three or four point lookups per
 // upstream commit.

@@ -197,3 +197,51 @@ func TestHistoryMigration(t *testing.T) {
 		t.Fatalf("young converted block: %v", err)
 	}
 }
+
+// RepoAtHead reads a head and its blocks from one view: the head's commit
+// block first, then the other live blocks, or only those stored after
+// since; a repository without a head is not found.
+func TestRepoAtHead(t *testing.T) {
+	db := openMem(t, Options{})
+	ctx := context.Background()
+	c1, n1, r1 := block("c1"), block("n1"), block("r1")
+	res, err := db.Apply(ctx, &Change{Account: &Account{DID: "did:plc:a"}, Head: &Head{Commit: c1.CID, Rev: rev1, Data: n1.CID}, NewBlocks: []Block{c1, n1, r1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, n2 := block("c2"), block("n2")
+	if _, err := db.Apply(ctx, &Change{UID: res.UID, Head: &Head{Commit: c2.CID, Rev: rev2, Data: n2.CID}, NewBlocks: []Block{c2, n2},
+		Dead: []DeadBlock{{CID: c1.CID, Data: c1.Data}, {CID: n1.CID, Data: n1.Data}}}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(since string) (Head, []string) {
+		var h Head
+		var got []string
+		err := db.RepoAtHead(res.UID, since, func(head Head, commit []byte) error {
+			h = head
+			got = append(got, string(commit))
+			return nil
+		}, func(_, data []byte) error {
+			got = append(got, string(data))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, got
+	}
+	h, got := read("")
+	if h.Commit != c2.CID || h.Rev != rev2 || len(got) != 3 || got[0] != string(c2.Data) {
+		t.Fatalf("head %+v, blocks %q: want c2 first, then n2 and r1", h, got)
+	}
+	if _, got := read(rev1); len(got) != 2 || got[1] != string(n2.Data) { // c2, n2: r1 is rev1's
+		t.Fatalf("since rev1: %q", got)
+	}
+	other, err := db.Apply(ctx, &Change{Account: &Account{DID: "did:plc:b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RepoAtHead(other.UID, "", func(Head, []byte) error { return nil }, func(_, _ []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("repository without a head: %v", err)
+	}
+}

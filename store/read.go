@@ -444,3 +444,63 @@ func collectionOf(path string) string {
 	c, _, _ := strings.Cut(path, "/")
 	return c
 }
+
+// RepoAtHead reads a repository's head, its commit block and its live
+// blocks (all of them, or those stored after since when since is set) from
+// one view of the store, so a commit landing meanwhile cannot mix states:
+// head gets the head and its commit block before any other block is
+// passed to fn (the head commit is not passed again). It returns
+// ErrNotFound when the repository has no head, or no live blocks (a lean
+// copy).
+func (d *DB) RepoAtHead(uid uint64, since string, head func(h Head, commit []byte) error, fn func(cidBytes, data []byte) error) error {
+	hk := uidKey(tHead, uid)
+	p := uidKey(tBlock, uid)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: hk, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	err = func() error {
+		if !it.SeekGE(hk) || !bytes.Equal(it.Key(), hk) {
+			return ErrNotFound
+		}
+		h, err := decodeHead(it.Value())
+		if err != nil {
+			return err
+		}
+		ck := append(bytes.Clone(p), h.Commit.KeyString()...)
+		if !it.SeekGE(ck) || !bytes.Equal(it.Key(), ck) {
+			return fmt.Errorf("store: uid %d: head commit %s: %w", uid, h.Commit, ErrNotFound)
+		}
+		v, err := it.ValueAndErr()
+		if err != nil || len(v) < revLen {
+			return fmt.Errorf("store: head commit block: corrupt value (%v)", err)
+		}
+		if err := head(h, v[revLen:]); err != nil {
+			return err
+		}
+		for ok := it.SeekGE(p); ok; ok = it.Next() {
+			k := it.Key()
+			if bytes.Equal(k, ck) {
+				continue
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			if len(v) < revLen {
+				return errors.New("store: corrupt block value")
+			}
+			if since != "" && string(v[:revLen]) <= since {
+				continue
+			}
+			if err := fn(k[len(p):], v[revLen:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if cerr := closeIter(it); err == nil {
+		err = cerr
+	}
+	return err
+}
