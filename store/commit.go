@@ -27,9 +27,9 @@ var ErrHandleTaken = errors.New("handle taken")
 // the disk: a group is visible to reads once applied, as in Pebble's own
 // synced commits (the account cache follows it then), and its changes are
 // answered, its events published and LastSeq moved only once it is
-// durable, in commit order. A later group
-// read what an earlier one wrote, so a failed sync fails every group after
-// it too, and the store takes no more changes (errBroken).
+// durable, in commit order. A later group read what an earlier one wrote,
+// so a failed sync fails every group after it too, and the store takes no
+// more changes (errBroken).
 func (d *DB) commitLoop() {
 	defer d.wg.Done()
 	pending := make(chan *pendingGroup, maxPendingGroups)
@@ -125,9 +125,11 @@ func (d *DB) completeLoop(pending <-chan *pendingGroup) {
 // maxBatchHint bounds the size a group's batch is allocated with up front.
 const maxBatchHint = 16 << 20
 
-// commitGroup applies a group of requests in one durable batch. A change
-// refused on its own (ErrExists) is answered alone and left out; an error of
-// the batch itself fails the whole group and changes nothing.
+// commitGroup applies a group of requests in one batch and returns it for
+// completeLoop to answer once durable (nil when it answered the group
+// itself). A change refused on its own (ErrExists) is answered alone and
+// left out; an error of the batch itself fails the whole group and changes
+// nothing.
 func (d *DB) commitGroup(group []*request) *pendingGroup {
 	if d.broken.Load() {
 		for _, req := range group {
@@ -250,6 +252,7 @@ func (d *DB) commitGroup(group []*request) *pendingGroup {
 	return &pendingGroup{b: b, group: group, results: results, events: events, seq: seq}
 }
 
+// checkChange refuses a malformed change before any of it is written.
 func checkChange(c *Change) error {
 	if a := c.Account; a != nil && a.UID != c.UID {
 		return fmt.Errorf("store: change for uid %d carries the account of uid %d", c.UID, a.UID)

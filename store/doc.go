@@ -66,8 +66,8 @@
 // commit) until the history window passes, when the collector deletes the
 // index entries and the copies (one range deletion). A block stored again
 // later is live again; its stale history copy simply expires.
-// Every block a change adds is stored with the change's rev, so
-// BlocksSince(rev) is exact: the live blocks of later commits, found by one
+// Every block a change adds is stored with the change's rev, so a since
+// read (RepoAtHead) is exact: the live blocks of later commits, found by one
 // scan of table 04 (a record stored again at a second path keeps its first
 // rev: the writer leaves it out of the change).
 //

@@ -112,7 +112,7 @@ func TestCreateAndRead(t *testing.T) {
 }
 
 // Blocks that die move to history, stay readable, and leave the live set;
-// BlocksSince returns exactly the blocks of later commits.
+// a since read (RepoAtHead) returns exactly the blocks of later commits.
 func TestLiveBlocksHistoryAndSince(t *testing.T) {
 	now := time.Unix(1000, 0)
 	db := openMem(t, Options{HistoryWindow: time.Hour, Now: func() time.Time { return now }})
@@ -149,7 +149,17 @@ func TestLiveBlocksHistoryAndSince(t *testing.T) {
 	}
 	since := func(rev string) []cid.Cid {
 		var out []cid.Cid
-		if err := db.BlocksSince(uid, rev, func(c cid.Cid, _ []byte) error { out = append(out, c); return nil }); err != nil {
+		err := db.RepoAtHead(uid, rev, func(h Head, _ []byte) error {
+			if h.Rev > rev {
+				out = append(out, h.Commit)
+			}
+			return nil
+		}, func(c, _ []byte) error {
+			cc, err := cid.Cast(c)
+			out = append(out, cc)
+			return err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 		return out
