@@ -60,7 +60,10 @@
 //     desynchronized} tells consumers, when we held content of it) and a
 //     resync is queued. Events of a desynchronized account are dropped
 //     until a resync succeeds; each asks for one (after a failed resync, not
-//     before ResyncBackoff, doubling with each failure).
+//     before ResyncBackoff, doubling with each failure up to
+//     MaxResyncBackoff). A failed resync is also asked for again on a
+//     timer when its backoff ends (resync_retry.go), so an account that
+//     posts nothing more recovers as soon as its PDS serves it again.
 //   - Resync: getRepo from the PDS the DID document names (bounded in time
 //     and size; http and private addresses only with AllowInsecure),
 //     verified fully with repostore.VerifyRepo (the signature with the

@@ -201,6 +201,8 @@ type Ingest struct {
 	idle        *sync.Cond // a queue's running event finished
 	closing     bool
 	backoff     map[string]*resyncBackoff
+	retries     retrySchedule // the backoffs by next attempt (resync_retry.go)
+	retryWake   chan struct{}
 
 	resyncCh     chan *didQueue
 	resyncCtx    context.Context // canceled by Close: fetches stop
@@ -256,10 +258,11 @@ func NewIngest(opts IngestOptions) (*Ingest, error) {
 	}
 	in := &Ingest{
 		opts: o, db: o.DB, repos: o.Repos, ident: o.Identity, log: o.Logger, m: m,
-		queues:   map[string]*didQueue{},
-		space:    make(chan struct{}),
-		backoff:  map[string]*resyncBackoff{},
-		resyncCh: make(chan *didQueue, o.MaxPendingResyncs),
+		queues:    map[string]*didQueue{},
+		space:     make(chan struct{}),
+		backoff:   map[string]*resyncBackoff{},
+		retryWake: make(chan struct{}, 1),
+		resyncCh:  make(chan *didQueue, o.MaxPendingResyncs),
 	}
 	in.work = sync.NewCond(&in.mu)
 	in.idle = sync.NewCond(&in.mu)
@@ -272,6 +275,8 @@ func NewIngest(opts IngestOptions) (*Ingest, error) {
 		in.resyncers.Add(1)
 		go in.resyncWorker()
 	}
+	in.resyncers.Add(1)
+	go in.retryLoop()
 	if o.SweepDesynchronized {
 		in.resyncers.Add(1)
 		go in.sweepDesynchronized()

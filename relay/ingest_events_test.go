@@ -454,3 +454,56 @@ func TestIngestHeldEvents(t *testing.T) {
 	sameRepo(t, up.db, m.db, b)
 	m.idle()
 }
+
+// A failed resync is retried on a timer, not only when the account posts
+// again: once the backoff ends, the quiet account is fetched again and
+// becomes active, with no further upstream event. The retry does not run
+// before the backoff ends, and a retry that fails again is retried again.
+func TestIngestResyncRetriedOnTimer(t *testing.T) {
+	const backoff = time.Second
+	ident, up, did, m := newSyncedWith(t, func(o *relay.IngestOptions) {
+		o.ResyncBackoff, o.MaxResyncBackoff = backoff, backoff
+	})
+	good := up.url
+	ident.update(did, func(id *identity.Identity) { id.PDSEndpoint = good + "/nothing-here" })
+	mark := up.db.LastSeq()
+	up.write(did, create("app.bsky.feed.post/c", "c"))
+	real := frames(t, up.db, mark)[0]
+	ev := decodeCommitFrame(t, real)
+	ev.PrevData = ev.Commit // wrong: the account desynchronizes
+	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
+	m.settle()
+	failed := func() float64 {
+		return m.counter("relay_ingest_resyncs_total", map[string]string{"result": "failed"})
+	}
+	retries := func() float64 { return m.counter("relay_ingest_resync_retries_total", nil) }
+	eventuallyTrue(t, "the failed resync", func() bool { return failed() >= 1 })
+
+	// Still failing: the timer retries it, and again after that.
+	eventuallyTrue(t, "two timed retries", func() bool { return retries() >= 2 && failed() >= 3 })
+	if a, _ := m.db.Account(did); a.Status != store.StatusDesynchronized {
+		t.Fatalf("status while the PDS fails %q", a.Status)
+	}
+
+	// The PDS serves the repository again. Nothing is retried before the
+	// backoff ends (the last failure was moments ago)…
+	n := retries()
+	ident.update(did, func(id *identity.Identity) { id.PDSEndpoint = good })
+	time.Sleep(200 * time.Millisecond)
+	if got := retries(); got != n {
+		t.Fatalf("%v retries within 200ms of a failure, backoff %v", got-n, backoff)
+	}
+	// …and then the account recovers by itself.
+	eventuallyTrue(t, "the resync on its timer", func() bool {
+		a, _ := m.db.Account(did)
+		return a.Head == head(t, up.db, did) && a.Status == store.StatusActive
+	})
+	sameRepo(t, up.db, m.db, did)
+	if got := retries(); got != n+1 {
+		t.Fatalf("%v retries after the PDS recovered, want 1", got-n)
+	}
+	time.Sleep(backoff + 500*time.Millisecond)
+	if got := retries(); got != n+1 {
+		t.Fatalf("retried %v more times after the resync succeeded", got-n-1)
+	}
+}

@@ -34,15 +34,17 @@ const (
 //	relay_ingest_events_total{type, outcome}   upstream events by type and outcome
 //	relay_ingest_verify_failures_total{check}  verification failures by the check that failed
 //	relay_ingest_resyncs_total{result}         resyncs by result
+//	relay_ingest_resync_retries_total          failed resyncs retried on their timer
 //	relay_ingest_queue_events, _queue_bytes    what the queues hold
 //	relay_ingest_event_seconds                 processing time of one event
 type ingestMetrics struct {
-	events   *prometheus.CounterVec
-	failures *prometheus.CounterVec
-	resyncs  *prometheus.CounterVec
-	qEvents  prometheus.Gauge
-	qBytes   prometheus.Gauge
-	latency  prometheus.Histogram
+	events        *prometheus.CounterVec
+	failures      *prometheus.CounterVec
+	resyncs       *prometheus.CounterVec
+	resyncRetries prometheus.Counter
+	qEvents       prometheus.Gauge
+	qBytes        prometheus.Gauge
+	latency       prometheus.Histogram
 }
 
 func newIngestMetrics(reg prometheus.Registerer) (*ingestMetrics, error) {
@@ -59,6 +61,10 @@ func newIngestMetrics(reg prometheus.Registerer) (*ingestMetrics, error) {
 			Name: "relay_ingest_resyncs_total",
 			Help: "Repository resyncs by result.",
 		}, []string{"result"}),
+		resyncRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_ingest_resync_retries_total",
+			Help: "Failed resyncs asked for again when their backoff ended.",
+		}),
 		qEvents: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "relay_ingest_queue_events",
 			Help: "Upstream events submitted and not yet processed.",
@@ -73,7 +79,7 @@ func newIngestMetrics(reg prometheus.Registerer) (*ingestMetrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.failures, m.resyncs, m.qEvents, m.qBytes, m.latency} {
+	for _, c := range []prometheus.Collector{m.events, m.failures, m.resyncs, m.resyncRetries, m.qEvents, m.qBytes, m.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -32,13 +32,6 @@ const (
 	resyncBackingOff = "backoff"   // not queued: the account's last resync failed recently
 )
 
-// resyncBackoff is how long an account's events wait before asking for
-// another resync after failures.
-type resyncBackoff struct {
-	failures int
-	next     time.Time
-}
-
 // requestResync asks for a resync of did (from its PDS, which must be
 // hostname for an account not stored yet). Until it is done the account's
 // events wait in its queue. It reports whether a resync is pending: false
@@ -115,9 +108,9 @@ func (in *Ingest) runResync(ctx context.Context, q *didQueue) error {
 	in.mu.Lock()
 	switch {
 	case err == nil:
-		delete(in.backoff, q.did)
+		in.forgetBackoffLocked(q.did)
 	case ctx.Err() == nil:
-		in.backOffLocked(q.did)
+		in.backOffLocked(q.did, hostname)
 	}
 	in.releaseLocked(q)
 	if in.drainedLocked() {
@@ -125,27 +118,6 @@ func (in *Ingest) runResync(ctx context.Context, q *didQueue) error {
 	}
 	in.mu.Unlock()
 	return err
-}
-
-// backOffLocked records a failed resync of did.
-func (in *Ingest) backOffLocked(did string) {
-	b := in.backoff[did]
-	if b == nil {
-		if len(in.backoff) >= in.opts.MaxPendingResyncs {
-			for k := range in.backoff { // forget one: the map stays bounded
-				delete(in.backoff, k)
-				break
-			}
-		}
-		b = &resyncBackoff{}
-		in.backoff[did] = b
-	}
-	b.failures++
-	wait := in.opts.ResyncBackoff << min(b.failures-1, 20)
-	if wait <= 0 || wait > in.opts.MaxResyncBackoff {
-		wait = in.opts.MaxResyncBackoff
-	}
-	b.next = in.opts.Now().Add(wait)
 }
 
 // Backfill fetches the whole repository of did from its PDS (whose host
