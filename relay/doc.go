@@ -128,7 +128,11 @@
 // unaffected. The API answers state reads from the head and redirects
 // content reads to the PDS (api.Options.LeanMirrors). A store kept lean and
 // then run as an archive resyncs each account at its first commit, whose
-// ops find no stored tree (mst.ErrNotFound) to apply to.
+// ops find no stored tree (mst.ErrNotFound) to apply to. The other way, a
+// lean relay started on a store whose mirrors were archived (the store's
+// mirror mode is not "lean") drops their content in the background, one
+// store.Change{DropContent} per repository, keeping their state, and then
+// records the lean mode (lean.go, recordMirrorMode).
 //
 // # Our own status of a mirrored account
 //

@@ -277,6 +277,8 @@ func NewIngest(opts IngestOptions) (*Ingest, error) {
 	}
 	in.resyncers.Add(1)
 	go in.retryLoop()
+	in.resyncers.Add(1)
+	go in.recordMirrorMode()
 	if o.SweepDesynchronized {
 		in.resyncers.Add(1)
 		go in.sweepDesynchronized()

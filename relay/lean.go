@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
@@ -31,4 +32,77 @@ func (in *Ingest) applyLean(ctx context.Context, a *store.Account, ev *wire.Comm
 		return err
 	}
 	return in.applyCommitChange(ctx, a, c, moved)
+}
+
+// recordMirrorMode runs at start: an archive records its mode; a lean
+// relay started on a store whose mirrors were archived (the mode recorded
+// is not lean) drops their content, which nothing reads any more (its
+// reads of mirrors redirect to their PDS), so that the switch frees the
+// disk it promises. A later switch back to archive resyncs each mirror at
+// its next commit, as it finds no stored tree (no head commit block).
+func (in *Ingest) recordMirrorMode() {
+	defer in.resyncers.Done()
+	mode, err := in.db.MirrorMode()
+	if err != nil {
+		in.log.Error("reading the mirror mode", "err", err)
+		return
+	}
+	if !in.opts.Lean {
+		if mode != store.MirrorArchive {
+			if err := in.db.SetMirrorMode(store.MirrorArchive); err != nil {
+				in.log.Error("recording the mirror mode", "err", err)
+			}
+		}
+		return
+	}
+	if mode == store.MirrorLean {
+		return
+	}
+	n, err := in.dropMirrorContent(in.resyncCtx)
+	if err != nil {
+		if in.resyncCtx.Err() == nil {
+			in.log.Error("dropping the archived content of mirrors", "err", err, "dropped", n)
+		}
+		return // the next start goes on
+	}
+	if err := in.db.SetMirrorMode(store.MirrorLean); err != nil {
+		in.log.Error("recording the mirror mode", "err", err)
+		return
+	}
+	in.log.Info("lean relay: dropped the archived content of mirrored repositories", "repositories", n)
+}
+
+// dropMirrorContent removes the content of every mirrored repository that
+// has blocks stored, keeping its state (head, status, collection counts),
+// one store change each, and returns how many it dropped. Hosted
+// repositories keep theirs. A lean ingest writes no content of mirrors, so
+// the changes race with nothing of it.
+func (in *Ingest) dropMirrorContent(ctx context.Context) (int, error) {
+	n := 0
+	var after uint64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		uid, ok, err := in.db.NextUIDWithBlocks(after)
+		if err != nil || !ok {
+			return n, err
+		}
+		after = uid
+		did, err := in.db.DIDForUID(uid)
+		if err != nil {
+			return n, fmt.Errorf("relay: the DID of uid %d: %w", uid, err)
+		}
+		a, err := in.account(did)
+		if err != nil {
+			return n, err
+		}
+		if a == nil || a.Hosted {
+			continue
+		}
+		if _, err := in.db.Apply(ctx, &store.Change{UID: uid, DropContent: true}); err != nil {
+			return n, fmt.Errorf("relay: dropping the content of %s: %w", did, err)
+		}
+		n++
+	}
 }

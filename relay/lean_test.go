@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/ipfs/go-cid"
 
 	"github.com/reservoir-atproto/reservoir/events/wire"
+	"github.com/reservoir-atproto/reservoir/host"
 	"github.com/reservoir-atproto/reservoir/relay"
 	"github.com/reservoir-atproto/reservoir/repostore"
 	"github.com/reservoir-atproto/reservoir/store"
@@ -230,4 +232,147 @@ func TestLeanThenArchive(t *testing.T) {
 	m.submit(up.hostname, frames(t, up.db, mark)...)
 	m.settle()
 	sameRepo(t, up.db, m.db, did)
+}
+
+// liveBlocks counts the live blocks stored of did's repository.
+func liveBlocks(t *testing.T, db *store.DB, did string) int {
+	t.Helper()
+	a, err := db.Account(did)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := db.LiveBlocks(a.UID, func(cid.Cid, []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// An archive then run lean: the mirrors' content (blocks, record index),
+// which a lean relay never reads, is dropped at its first start, and their
+// state kept (head, status, collection counts); hosted repositories keep
+// everything. The lean relay goes on from the kept head, and a later
+// archive run fetches the repository whole again.
+func TestArchiveThenLeanDropsContent(t *testing.T) {
+	ident := newFakeIdentity()
+	up := newUpstream(t)
+	did := up.createAccount(ident, "switch.test")
+	up.write(did, create("app.bsky.feed.post/a", "a"), create("app.bsky.feed.post/b", "b"), create("app.bsky.graph.follow/f", "f"))
+	m := newMirror(t, ident)
+	m.submit(up.hostname, frames(t, up.db, 0)...)
+	m.settle()
+	m.idle()
+	sameRepo(t, up.db, m.db, did)
+
+	// An account hosted by the relay's own store.
+	local := host.New(host.Options{DB: m.db, Repos: &repostore.Repos{DB: m.db}, PublicURL: "http://localhost"})
+	key, err := atcrypto.GeneratePrivateKeyK256()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := newDID()
+	if _, err := local.CreateAccount(context.Background(), host.CreateAccountInput{Handle: "mine.test", DID: mine, SigningKey: key.Multibase()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.ApplyWrites(context.Background(), mine, []host.Write{{Write: create("app.bsky.feed.post/m", "m")}}, cid.Undef); err != nil {
+		t.Fatal(err)
+	}
+	hostedBlocks := liveBlocks(t, m.db, mine)
+	before, err := m.db.Account(did)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := collectionCounts(t, m.db, did)
+	if n := liveBlocks(t, m.db, did); n == 0 || hostedBlocks == 0 {
+		t.Fatalf("archived %d blocks of the mirror, %d of the hosted account", n, hostedBlocks)
+	}
+	m.ingest.Close()
+	if mode, _ := m.db.MirrorMode(); mode != store.MirrorArchive {
+		t.Fatalf("mode after an archive run %q", mode)
+	}
+
+	startLean := func() {
+		in, err := relay.NewIngest(relay.IngestOptions{
+			DB: m.db, Repos: &repostore.Repos{DB: m.db}, Identity: ident, AllowInsecure: true, OnDone: m.onDone, Lean: true,
+			ResyncBackoff: time.Millisecond, MaxResyncBackoff: 10 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(in.Close)
+		m.ingest = in
+	}
+	startLean()
+	eventuallyTrue(t, "the lean mode recorded", func() bool {
+		mode, _ := m.db.MirrorMode()
+		return mode == store.MirrorLean
+	})
+	if n := liveBlocks(t, m.db, did); n != 0 {
+		t.Fatalf("%d blocks of the mirror left", n)
+	}
+	a, _ := m.db.Account(did)
+	if ok, _ := m.db.HasRecord(a.UID, "app.bsky.feed.post/a"); ok {
+		t.Fatal("the mirror's record index left")
+	}
+	if a.Head != before.Head || a.Status != store.StatusActive {
+		t.Fatalf("state changed: %+v, was %+v", a, before)
+	}
+	if got := collectionCounts(t, m.db, did); !maps.Equal(got, counts) {
+		t.Fatalf("collection counts %v, were %v", got, counts)
+	}
+	if n := liveBlocks(t, m.db, mine); n != hostedBlocks {
+		t.Fatalf("the hosted account has %d blocks, had %d", n, hostedBlocks)
+	}
+	if ok, _ := m.db.HasRecord(uidOf(t, m.db, mine), "app.bsky.feed.post/m"); !ok {
+		t.Fatal("the hosted account's record index dropped")
+	}
+
+	// Lean goes on from the kept head.
+	mark := up.db.LastSeq()
+	up.write(did, create("app.bsky.feed.post/c", "c"))
+	m.submit(up.hostname, frames(t, up.db, mark)...)
+	m.settle()
+	if a, _ := m.db.Account(did); a.Head != head(t, up.db, did) || a.Status != store.StatusActive {
+		t.Fatalf("lean commit after the drop: %+v", a)
+	}
+	m.idle()
+	m.ingest.Close()
+
+	// A second lean start has nothing to drop and keeps the mode.
+	startLean()
+	m.idle()
+	if mode, _ := m.db.MirrorMode(); mode != store.MirrorLean {
+		t.Fatalf("mode %q", mode)
+	}
+	m.ingest.Close()
+
+	// Archive again: the next commit finds no tree and resyncs.
+	archive, err := relay.NewIngest(relay.IngestOptions{
+		DB: m.db, Repos: &repostore.Repos{DB: m.db}, Identity: ident, AllowInsecure: true, OnDone: m.onDone,
+		ResyncBackoff: time.Millisecond, MaxResyncBackoff: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(archive.Close)
+	m.ingest = archive
+	mark = up.db.LastSeq()
+	up.write(did, create("app.bsky.feed.post/d", "d"))
+	m.submit(up.hostname, frames(t, up.db, mark)...)
+	m.settle()
+	eventuallyTrue(t, "the resync", func() bool {
+		a, err := m.db.Account(did)
+		return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
+	})
+	m.idle()
+	sameRepo(t, up.db, m.db, did)
+}
+
+func uidOf(t *testing.T, db *store.DB, did string) uint64 {
+	t.Helper()
+	a, err := db.Account(did)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.UID
 }

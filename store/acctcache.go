@@ -203,6 +203,8 @@ func (c *accountCache) committed(changes []*Change, ok, created []bool) {
 		switch {
 		case ch.Delete:
 			e.acct.Head, e.commit = Head{}, nil
+		case ch.DropContent:
+			e.commit = nil // the head commit block is gone with the blocks
 		case ch.Head != nil:
 			e.acct.Head, e.commit = *ch.Head, nil
 			for _, b := range ch.NewBlocks {

@@ -101,6 +101,12 @@ type Change struct {
 	// log (an account deletion), by seq.
 	PurgeEvents []int64
 
+	// DropContent removes the repository's content (blocks, history
+	// index, record index, reference counts, blob entries) and keeps its
+	// state: account, head, collection counts and index. A relay switched
+	// from archive to lean drops its mirrors' content so (relay/lean.go).
+	DropContent bool
+
 	// Delete removes every block, record, count, secret and index entry of
 	// the repository. The account record stays (with the status the Account
 	// field gives) so that the DID keeps its UID and status.

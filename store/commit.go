@@ -263,6 +263,9 @@ func checkChange(c *Change) error {
 	if c.Head == nil && len(c.NewBlocks) > 0 {
 		return errors.New("store: new blocks without a new head")
 	}
+	if c.DropContent && (len(c.NewBlocks) > 0 || len(c.Dead) > 0 || len(c.Records) > 0 || len(c.RefCounts) > 0 || len(c.Blobs) > 0) {
+		return errors.New("store: a change that drops the content carries content")
+	}
 	return nil
 }
 
@@ -285,6 +288,11 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 		// The account's copies in table 07, ordered by time, are left to
 		// the collector; without their index entries nothing reads them.
 		for _, t := range []byte{tHead, tBlock, tHistIndex, tRecord, tRefCount, tCollCount, tSecret, tBlob} {
+			p := uidKey(t, uid)
+			b.DeleteRange(p, prefixEnd(p), nil)
+		}
+	} else if c.DropContent {
+		for _, t := range []byte{tBlock, tHistIndex, tRecord, tRefCount, tBlob} {
 			p := uidKey(t, uid)
 			b.DeleteRange(p, prefixEnd(p), nil)
 		}

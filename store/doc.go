@@ -33,6 +33,7 @@
 //	00 "hostid"               → last upstream host id (8 bytes)
 //	00 "hostcnt"              → table 15's version (8 bytes; absent: counted at Open)
 //	00 "history"              → layout version of tables 06 and 07 (8 bytes)
+//	00 "mirror"               → "archive" | "lean": how the relay stores mirrors (mirrormode.go)
 //	01 did                    → account record (DAG-CBOR map)
 //	02 uid                    → did
 //	03 uid                    → head: len commit-cid, len data-cid, rev
