@@ -244,6 +244,7 @@ type fakeSubmitter struct {
 	block  chan struct{} // when set, Submit waits on it (a full ingest)
 	delay  time.Duration // upper bound of the random delay before done
 	wg     sync.WaitGroup
+	loose  int // frames whose slice holds more than their bytes
 }
 
 func (f *fakeSubmitter) Submit(ctx context.Context, hostname string, seq int64, frame []byte) error {
@@ -259,6 +260,9 @@ func (f *fakeSubmitter) Submit(ctx context.Context, hostname string, seq int64, 
 		return fmt.Errorf("fake submitter: frame %v seq %d, given %d", err, h.Seq, seq)
 	}
 	f.mu.Lock()
+	if cap(frame) != len(frame) {
+		f.loose++
+	}
 	if f.byHost == nil {
 		f.byHost = map[string][]int64{}
 	}

@@ -47,6 +47,14 @@ func TestManagerFollowsHost(t *testing.T) {
 	if got := sub.seqs(name); !slices.Equal(got, seqRange(1, 50)) {
 		t.Fatalf("submitted %v, want 1..50 once each in order", got)
 	}
+	// The ingest keeps frames until processed and bounds them by their
+	// bytes: each is handed over in an allocation of its own size.
+	sub.mu.Lock()
+	loose := sub.loose
+	sub.mu.Unlock()
+	if loose != 0 {
+		t.Fatalf("%d of 50 frames handed over with spare capacity", loose)
+	}
 	eventually(t, "stored cursor 50", func() bool { return storedHost(t, db, name).Cursor == 50 })
 	h := storedHost(t, db, name)
 	if h.Status != store.HostActive || !h.NoSSL || h.LastEventAt.IsZero() || h.ID != 1 {

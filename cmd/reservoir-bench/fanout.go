@@ -133,6 +133,9 @@ func fanoutOne(ctx context.Context, e *benchEnv, name, work string, s *loadgen.S
 	go func() { time.Sleep(p.duration); close(stop) }()
 	res.load = sampleRSS(r, stop)
 	t1, st1 := time.Now(), orZero(r.stats())
+	if err := e.writeHeapProfile(); err != nil {
+		return res, err
+	}
 	res.seconds, res.cpu = t1.Sub(t0).Seconds(), st1.CPU-st0.CPU
 	res.minPer = -1
 	for i, cn := range consumers {

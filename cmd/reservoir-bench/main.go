@@ -99,7 +99,7 @@ func (e *benchEnv) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.cacheDir, "cache-dir", def, "where generated streams (and the built reservoir binary) are cached")
 	fs.StringVar(&e.workDir, "work-dir", "", "where relays keep their data during the run (default: a temporary directory, removed after)")
 	fs.StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file of this process (replay, getrepo, import; ingest with --in-process)")
-	fs.StringVar(&e.memProfile, "memprofile", "", "write a heap profile of this process at the end of the measured phase (rss with --in-process: the relay's heap)")
+	fs.StringVar(&e.memProfile, "memprofile", "", "write a heap profile of this process at the end of the measured phase (rss and fanout with --in-process: the relay's heap, and in fanout the consumers')")
 	fs.BoolVar(&e.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&e.quiet, "quiet", false, "no progress lines on stderr")
 }
