@@ -117,7 +117,14 @@ func (a *API) AdminHandler() xrpc.HandlerFunc {
 		var err error
 		switch {
 		case r.Method == http.MethodDelete && action == "":
-			if _, err = a.account(did); err == nil {
+			var acct *store.Account
+			if acct, err = a.account(did); err == nil {
+				if !acct.Hosted {
+					// Only its host deletes a mirrored account (the relay
+					// follows with the host's #account); here it can be
+					// taken down, which stops serving it and ingesting it.
+					return xrpc.InvalidRequestf("%s is mirrored from %s, not hosted here: its host deletes it; take it down here with POST /admin/accounts/%s/takedown", did, acct.Host, did)
+				}
 				err = hostError(did, a.host.DeleteAccount(r.Context(), did))
 			}
 		case r.Method == http.MethodPost:

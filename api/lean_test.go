@@ -129,4 +129,9 @@ func TestMirroredStatusWithoutRelay(t *testing.T) {
 	if r := h.do(http.MethodPost, "/admin/accounts/did:plc:dddddddddddddddddddddddd/takedown", nil, nil, asAdmin); r.status != 400 {
 		t.Fatalf("takedown of a mirrored account without the relay: %d %s", r.status, r.body)
 	}
+	// Only its host deletes a mirrored account.
+	h.do(http.MethodDelete, "/admin/accounts/did:plc:dddddddddddddddddddddddd", nil, nil, asAdmin).fails(http.StatusBadRequest, "InvalidRequest")
+	if a, err := h.db.Account("did:plc:dddddddddddddddddddddddd"); err != nil || a.Status != store.StatusActive {
+		t.Fatalf("the mirrored account after a refused DELETE: %+v %v", a, err)
+	}
 }
