@@ -101,14 +101,15 @@ type Change struct {
 	// log (an account deletion), by seq.
 	PurgeEvents []int64
 
-	// DropContent removes the repository's content (blocks, history
-	// index, record index, reference counts, blob entries) and keeps its
+	// DropContent removes the repository's content (blocks, history,
+	// record index, reference counts, blob entries) and keeps its
 	// state: account, head, collection counts and index. A relay switched
 	// from archive to lean drops its mirrors' content so (relay/lean.go).
 	DropContent bool
 
 	// Delete removes every block, record, count, secret and index entry of
-	// the repository. The account record stays (with the status the Account
+	// the repository, and the copies of its superseded blocks (Apply reads
+	// their keys from the history index first). The account record stays (with the status the Account
 	// field gives) so that the DID keeps its UID and status.
 	Delete bool
 }

@@ -215,6 +215,9 @@ func (d *DB) commitGroup(group []*request) *pendingGroup {
 			continue
 		}
 		seqs, evs := writeChange(b, c, seq, now)
+		for _, k := range req.copies {
+			b.Delete(k, nil)
+		}
 		colls.apply(b, moves)
 		hosts.apply(hm)
 		seq += int64(len(seqs))
@@ -285,8 +288,8 @@ func writeChange(b *pebble.Batch, c *Change, seq int64, now time.Time) ([]int64,
 		writeAccountStatus(b, a)
 	}
 	if c.Delete {
-		// The account's copies in table 07, ordered by time, are left to
-		// the collector; without their index entries nothing reads them.
+		// The account's copies in table 07, ordered by time, are deleted
+		// by the keys Apply read from the index (DB.historyCopies).
 		for _, t := range []byte{tHead, tBlock, tHistIndex, tRecord, tRefCount, tCollCount, tSecret, tBlob} {
 			p := uidKey(t, uid)
 			b.DeleteRange(p, prefixEnd(p), nil)

@@ -283,6 +283,7 @@ func (d *DB) LastSeq() int64 { return d.lastSeq.Load() }
 // request is one Apply call (or an internal job) waiting for the committer.
 type request struct {
 	change *Change
+	copies [][]byte // history copies to delete with a deleted repository (history.go)
 	job    func(b *pebble.Batch) error // internal maintenance, instead of change
 	done   chan result
 }
@@ -296,7 +297,15 @@ type result struct {
 // events. ctx bounds only the wait for a place in the queue: once queued, a
 // change is committed (or fails) and Apply waits for that outcome.
 func (d *DB) Apply(ctx context.Context, c *Change) (Result, error) {
-	r, err := d.submit(ctx, &request{change: c, done: make(chan result, 1)})
+	req := &request{change: c, done: make(chan result, 1)}
+	if (c.Delete || c.DropContent) && c.UID != 0 {
+		copies, err := d.historyCopies(c.UID)
+		if err != nil {
+			return Result{}, err
+		}
+		req.copies = copies
+	}
+	r, err := d.submit(ctx, req)
 	return r.res, err
 }
 

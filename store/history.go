@@ -64,6 +64,42 @@ func (d *DB) historyBlock(uid uint64, c cid.Cid) ([]byte, error) {
 	return data, nil
 }
 
+// maxPurgedCopies bounds the history copies one deletion reads and
+// deletes; beyond it (a repository that superseded more blocks within the
+// window), the rest, unreachable without their index entries, expire with
+// the window.
+const maxPurgedCopies = 200_000
+
+// historyCopies returns the keys of the history copies of a repository
+// (from its index entries), which its deletion deletes with it: a deleted
+// account's superseded blocks leave the disk at once, not at the end of
+// the window. It runs in Apply, in the writer's goroutine: the committer
+// does not read. A copy that the writer's change races with (another
+// change of the same repository, which its one writer does not make, or
+// the collector) is at worst left to the window or deleted twice.
+func (d *DB) historyCopies(uid uint64) ([][]byte, error) {
+	prefix := uidKey(tHistIndex, uid)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var keys [][]byte
+	for ok := it.First(); ok && len(keys) < maxPurgedCopies; ok = it.Next() {
+		k := it.Key() // 06 uid cid died
+		if len(k) < len(prefix)+8 {
+			continue
+		}
+		c, died := k[len(prefix):len(k)-8], k[len(k)-8:]
+		key := make([]byte, 0, 1+8+8+len(c))
+		key = append(append(append(append(key, tHistory), died...), prefix[1:]...), c...)
+		keys = append(keys, key)
+	}
+	if err := closeIter(it); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
 // collectHistory deletes up to gcBatchSize superseded blocks that died
 // before cutoff: their index entries one by one, their copies with one range
 // deletion.

@@ -245,3 +245,45 @@ func TestRepoAtHead(t *testing.T) {
 		t.Fatalf("repository without a head: %v", err)
 	}
 }
+
+// A deleted repository's history copies leave with it, and so do those of
+// a repository whose content is dropped; another repository's stay.
+func TestHistoryPurgedWithTheRepository(t *testing.T) {
+	now := time.Unix(10_000, 0)
+	db := openMem(t, Options{HistoryWindow: time.Hour, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	var uids []uint64
+	for i, did := range []string{"did:plc:deleted", "did:plc:dropped", "did:plc:kept"} {
+		c1, c2, n1, n2 := block(fmt.Sprint("c1 ", i)), block(fmt.Sprint("c2 ", i)), block(fmt.Sprint("n1 ", i)), block(fmt.Sprint("n2 ", i))
+		res, err := db.Apply(ctx, &Change{Account: &Account{DID: did}, Head: &Head{Commit: c1.CID, Rev: rev1, Data: n1.CID}, NewBlocks: []Block{c1, n1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Apply(ctx, &Change{UID: res.UID, Head: &Head{Commit: c2.CID, Rev: rev2, Data: n2.CID}, NewBlocks: []Block{c2, n2},
+			Dead: []DeadBlock{{CID: c1.CID, Data: c1.Data}, {CID: n1.CID, Data: n1.Data}}}); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute) // each repository's copies die at another time
+		uids = append(uids, res.UID)
+	}
+	if got := countKeys(t, db, tHistory); got != 6 {
+		t.Fatalf("%d copies, want 6", got)
+	}
+	a, _ := db.Account("did:plc:deleted")
+	a.Status = StatusDeleted
+	if _, err := db.Apply(ctx, &Change{UID: uids[0], Account: a, Delete: true}); err != nil {
+		t.Fatal(err)
+	}
+	if i, h := countKeys(t, db, tHistIndex), countKeys(t, db, tHistory); i != 4 || h != 4 {
+		t.Fatalf("after a deletion: %d index entries and %d copies, want 4 and 4", i, h)
+	}
+	if _, err := db.Apply(ctx, &Change{UID: uids[1], DropContent: true}); err != nil {
+		t.Fatal(err)
+	}
+	if i, h := countKeys(t, db, tHistIndex), countKeys(t, db, tHistory); i != 2 || h != 2 {
+		t.Fatalf("after dropping the content: %d index entries and %d copies, want 2 and 2", i, h)
+	}
+	if data, live, err := db.Block(uids[2], block("c1 2").CID); err != nil || live || string(data) != string(block("c1 2").Data) {
+		t.Fatalf("the kept repository's history block: %q live=%v %v", data, live, err)
+	}
+}
