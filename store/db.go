@@ -283,7 +283,7 @@ func (d *DB) LastSeq() int64 { return d.lastSeq.Load() }
 // request is one Apply call (or an internal job) waiting for the committer.
 type request struct {
 	change *Change
-	copies [][]byte // history copies to delete with a deleted repository (history.go)
+	copies [][]byte                    // history copies to delete with a deleted repository (history.go)
 	job    func(b *pebble.Batch) error // internal maintenance, instead of change
 	done   chan result
 }
