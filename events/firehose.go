@@ -59,6 +59,9 @@ type Options struct {
 	Metrics *Metrics
 	// Logger receives connection-level logs; default: discard.
 	Logger *slog.Logger
+
+	// finalGrace replaces the package's finalGrace when set (tests).
+	finalGrace time.Duration
 }
 
 // EnsureDefaults fills in the defaults of unset fields.
@@ -89,6 +92,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.finalGrace <= 0 {
+		o.finalGrace = finalGrace
 	}
 }
 

@@ -121,7 +121,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &wsConn{Conn: nc, timeout: h.f.opts.WriteTimeout}
+	c := &wsConn{Conn: nc, timeout: h.f.opts.WriteTimeout, grace: h.f.opts.finalGrace}
 	h.f.mu.Lock()
 	h.s.conn = c
 	h.f.mu.Unlock()
@@ -306,6 +306,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 type wsConn struct {
 	net.Conn
 	timeout time.Duration
+	grace   time.Duration // finalGrace, or the Options' override
 
 	mu      sync.Mutex
 	pending []byte // what a failed write left unwritten (sent first by finish)
@@ -319,7 +320,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	if c.broken != nil {
 		return 0, c.broken
 	}
-	if err := c.writev(net.Buffers{p}, finalGrace); err != nil {
+	if err := c.writev(net.Buffers{p}, c.grace); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -384,7 +385,7 @@ func (c *wsConn) finish(code int, reason string, frames ...[]byte) {
 		payload = append(payload, reason...)
 		last = appendFrameHeader(last, opClose, len(payload))
 		last = append(last, payload...)
-		_ = c.writev(net.Buffers{last}, finalGrace)
+		_ = c.writev(net.Buffers{last}, c.grace)
 		c.broken = net.ErrClosed
 	}
 	c.pending = nil

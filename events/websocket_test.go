@@ -299,7 +299,10 @@ func TestWebsocketMaxSubscribers(t *testing.T) {
 // again (within the final grace) it finds whole frames in order, then the
 // ConsumerTooSlow error frame and the close.
 func TestWebsocketBlockedSocketIsConsumerTooSlow(t *testing.T) {
-	cfg, m := withMetrics(t, logConfig{fh: Options{WriteTimeout: 200 * time.Millisecond}})
+	// A long final grace: the wait below, for the server to give up, takes
+	// far longer than the default grace on a loaded machine (under -race
+	// with 16 busy processes, one run in two closed before the client read).
+	cfg, m := withMetrics(t, logConfig{fh: Options{WriteTimeout: 200 * time.Millisecond, finalGrace: time.Minute}})
 	l := newTestLog(t, cfg)
 	uid := l.account("did:plc:blocked")
 	c := dial(t, l.server(), "0")
