@@ -372,23 +372,41 @@ func newMirror(t *testing.T, ident relay.IdentityResolver, opts ...mirrorOptions
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mirror{t: t, db: db, reg: prometheus.NewRegistry(), done: map[string]int{}, changed: make(chan struct{})}
+	m := &mirror{t: t, db: db, done: map[string]int{}, changed: make(chan struct{})}
+	t.Cleanup(func() {
+		m.ingest.Close()
+		db.Close()
+	})
+	m.start(ident, opts...)
+	return m
+}
+
+// start runs a new ingest on the mirror's store (with a registry of its
+// own); restart closes the running one first, as a relay restarted with
+// other options would.
+func (m *mirror) start(ident relay.IdentityResolver, opts ...mirrorOptions) {
+	m.t.Helper()
+	m.reg = prometheus.NewRegistry()
 	o := relay.IngestOptions{
-		DB: db, Repos: &repostore.Repos{DB: db}, Identity: ident, Workers: 4,
+		DB: m.db, Repos: &repostore.Repos{DB: m.db}, Identity: ident, Workers: 4,
 		AllowInsecure: true, Registerer: m.reg, OnDone: m.onDone,
 		ResyncBackoff: time.Millisecond, MaxResyncBackoff: 10 * time.Millisecond,
 	}
 	for _, f := range opts {
 		f(&o)
 	}
-	if m.ingest, err = relay.NewIngest(o); err != nil {
-		t.Fatal(err)
+	in, err := relay.NewIngest(o)
+	if err != nil {
+		m.t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		m.ingest.Close()
-		db.Close()
-	})
-	return m
+	m.ingest = in
+}
+
+func (m *mirror) restart(ident relay.IdentityResolver, opts ...mirrorOptions) {
+	m.t.Helper()
+	m.idle()
+	m.ingest.Close()
+	m.start(ident, opts...)
 }
 
 func (m *mirror) onDone(hostname string, seq int64) {

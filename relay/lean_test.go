@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/ipfs/go-cid"
@@ -39,11 +38,7 @@ func get(t *testing.T, c *http.Client, url string) (*http.Response, []byte) {
 // collectionCounts is an account's record count per collection.
 func collectionCounts(t *testing.T, db *store.DB, did string) map[string]uint64 {
 	t.Helper()
-	a, err := db.Account(did)
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts, _, err := db.Collections(a.UID)
+	counts, _, err := db.Collections(uidOf(t, db, did))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,18 +200,8 @@ func TestLeanThenArchive(t *testing.T) {
 	m := newMirror(t, ident, leanMirror)
 	m.submit(up.hostname, frames(t, up.db, 0)...)
 	m.settle()
-	m.idle()
-	m.ingest.Close()
+	m.restart(ident) // an archive
 
-	archive, err := relay.NewIngest(relay.IngestOptions{
-		DB: m.db, Repos: &repostore.Repos{DB: m.db}, Identity: ident, AllowInsecure: true, OnDone: m.onDone,
-		ResyncBackoff: time.Millisecond, MaxResyncBackoff: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer archive.Close()
-	m.ingest = archive
 	mark := up.db.LastSeq()
 	up.write(did, create("app.bsky.feed.post/c", "c"))
 	m.submit(up.hostname, frames(t, up.db, mark)...)
@@ -237,12 +222,8 @@ func TestLeanThenArchive(t *testing.T) {
 // liveBlocks counts the live blocks stored of did's repository.
 func liveBlocks(t *testing.T, db *store.DB, did string) int {
 	t.Helper()
-	a, err := db.Account(did)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	if err := db.LiveBlocks(a.UID, func(cid.Cid, []byte) error { n++; return nil }); err != nil {
+	if err := db.LiveBlocks(uidOf(t, db, did), func(cid.Cid, []byte) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -286,23 +267,12 @@ func TestArchiveThenLeanDropsContent(t *testing.T) {
 	if n := liveBlocks(t, m.db, did); n == 0 || hostedBlocks == 0 {
 		t.Fatalf("archived %d blocks of the mirror, %d of the hosted account", n, hostedBlocks)
 	}
-	m.ingest.Close()
-	if mode, _ := m.db.MirrorMode(); mode != store.MirrorArchive {
-		t.Fatalf("mode after an archive run %q", mode)
-	}
+	eventuallyTrue(t, "the archive mode recorded", func() bool {
+		mode, _ := m.db.MirrorMode()
+		return mode == store.MirrorArchive
+	})
 
-	startLean := func() {
-		in, err := relay.NewIngest(relay.IngestOptions{
-			DB: m.db, Repos: &repostore.Repos{DB: m.db}, Identity: ident, AllowInsecure: true, OnDone: m.onDone, Lean: true,
-			ResyncBackoff: time.Millisecond, MaxResyncBackoff: 10 * time.Millisecond,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(in.Close)
-		m.ingest = in
-	}
-	startLean()
+	m.restart(ident, leanMirror)
 	eventuallyTrue(t, "the lean mode recorded", func() bool {
 		mode, _ := m.db.MirrorMode()
 		return mode == store.MirrorLean
@@ -335,27 +305,16 @@ func TestArchiveThenLeanDropsContent(t *testing.T) {
 	if a, _ := m.db.Account(did); a.Head != head(t, up.db, did) || a.Status != store.StatusActive {
 		t.Fatalf("lean commit after the drop: %+v", a)
 	}
-	m.idle()
-	m.ingest.Close()
 
 	// A second lean start has nothing to drop and keeps the mode.
-	startLean()
+	m.restart(ident, leanMirror)
 	m.idle()
 	if mode, _ := m.db.MirrorMode(); mode != store.MirrorLean {
 		t.Fatalf("mode %q", mode)
 	}
-	m.ingest.Close()
 
 	// Archive again: the next commit finds no tree and resyncs.
-	archive, err := relay.NewIngest(relay.IngestOptions{
-		DB: m.db, Repos: &repostore.Repos{DB: m.db}, Identity: ident, AllowInsecure: true, OnDone: m.onDone,
-		ResyncBackoff: time.Millisecond, MaxResyncBackoff: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(archive.Close)
-	m.ingest = archive
+	m.restart(ident)
 	mark = up.db.LastSeq()
 	up.write(did, create("app.bsky.feed.post/d", "d"))
 	m.submit(up.hostname, frames(t, up.db, mark)...)
