@@ -94,10 +94,7 @@ func TestIngestSync(t *testing.T) {
 	ourMark = m.db.LastSeq()
 	m.submit(up.hostname, frame{102, forged})
 	m.settle()
-	eventuallyTrue(t, "the resync", func() bool {
-		a, _ := m.db.Account(did)
-		return a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-	})
+	caughtUp(t, "the resync", m.db, up, did)
 	if n := m.counter("relay_ingest_verify_failures_total", map[string]string{"check": "signature"}); n != 1 {
 		t.Fatalf("signature failures %v", n)
 	}
@@ -285,10 +282,7 @@ func TestIngestLateStart(t *testing.T) {
 	m := newMirror(t, ident)
 	m.submit(up.hostname, all[len(all)-1]) // only the last commit
 	m.settle()
-	eventuallyTrue(t, "the resync", func() bool {
-		a, err := m.db.Account(did)
-		return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-	})
+	caughtUp(t, "the resync", m.db, up, did)
 	sameRepo(t, up.db, m.db, did)
 	log := decodeLog(t, m.db, 0)
 	if len(log) != 1 || log[0].ev.Type() != wire.TypeSync { // never announced as desynchronized
@@ -374,10 +368,7 @@ func TestIngestResyncFailsThenRecovers(t *testing.T) {
 	up.write(did, create("app.bsky.feed.post/d", "d"))
 	m.submit(up.hostname, frames(t, up.db, mark)...)
 	m.settle()
-	eventuallyTrue(t, "the resync", func() bool {
-		a, _ := m.db.Account(did)
-		return a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-	})
+	caughtUp(t, "the resync", m.db, up, did)
 	sameRepo(t, up.db, m.db, did)
 }
 
@@ -494,10 +485,7 @@ func TestIngestResyncRetriedOnTimer(t *testing.T) {
 		t.Fatalf("%v retries within 200ms of a failure, backoff %v", got-n, backoff)
 	}
 	// …and then the account recovers by itself.
-	eventuallyTrue(t, "the resync on its timer", func() bool {
-		a, _ := m.db.Account(did)
-		return a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-	})
+	caughtUp(t, "the resync on its timer", m.db, up, did)
 	sameRepo(t, up.db, m.db, did)
 	if got := retries(); got != n+1 {
 		t.Fatalf("%v retries after the PDS recovered, want 1", got-n)

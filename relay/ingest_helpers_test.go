@@ -507,6 +507,16 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// caughtUp waits until db holds did active at the upstream's head (after
+// a resync, say).
+func caughtUp(t *testing.T, what string, db *store.DB, up *upstream, did string) {
+	t.Helper()
+	eventuallyTrue(t, what, func() bool {
+		a, err := db.Account(did)
+		return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
+	})
+}
+
 // decoded is a frame of our log, decoded.
 type decoded struct {
 	seq int64

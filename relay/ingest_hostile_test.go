@@ -207,10 +207,7 @@ func TestIngestHostileCommits(t *testing.T) {
 			}
 			m.submit(up.hostname, frame{real.seq, bad})
 			m.settle()
-			eventuallyTrue(t, "the resync", func() bool {
-				a, err := m.db.Account(did)
-				return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-			})
+			caughtUp(t, "the resync", m.db, up, did)
 			sameRepo(t, up.db, m.db, did)
 			if n := m.counter("relay_ingest_verify_failures_total", map[string]string{"check": tc.check}); n != 1 {
 				t.Fatalf("failures of check %s counted %v", tc.check, n)

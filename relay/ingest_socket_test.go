@@ -244,10 +244,7 @@ func TestHostileUpstreamSocket(t *testing.T) {
 	fh.add(frames(t, up.db, mark)...)
 
 	for _, did := range append([]string{control}, dids...) {
-		eventuallyTrue(t, "the final state of "+did, func() bool {
-			a, err := r.db.Account(did)
-			return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-		})
+		caughtUp(t, "the final state of "+did, r.db, up, did)
 		sameRepo(t, up.db, r.db, did)
 	}
 	for _, tc := range cases {

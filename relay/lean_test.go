@@ -116,10 +116,7 @@ func TestLeanRelay(t *testing.T) {
 	ev.PrevData = ev.Commit // not the stored data
 	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
 	m.settle()
-	eventuallyTrue(t, "the resync", func() bool {
-		a, err := m.db.Account(did)
-		return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-	})
+	caughtUp(t, "the resync", m.db, up, did)
 	m.idle()
 	checkLean("after the resync")
 	var types []string
@@ -206,10 +203,7 @@ func TestLeanThenArchive(t *testing.T) {
 	up.write(did, create("app.bsky.feed.post/c", "c"))
 	m.submit(up.hostname, frames(t, up.db, mark)...)
 	m.settle()
-	eventuallyTrue(t, "the resync", func() bool {
-		a, err := m.db.Account(did)
-		return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-	})
+	caughtUp(t, "the resync", m.db, up, did)
 	m.idle()
 	sameRepo(t, up.db, m.db, did)
 	mark = up.db.LastSeq()
@@ -319,10 +313,7 @@ func TestArchiveThenLeanDropsContent(t *testing.T) {
 	up.write(did, create("app.bsky.feed.post/d", "d"))
 	m.submit(up.hostname, frames(t, up.db, mark)...)
 	m.settle()
-	eventuallyTrue(t, "the resync", func() bool {
-		a, err := m.db.Account(did)
-		return err == nil && a.Head == head(t, up.db, did) && a.Status == store.StatusActive
-	})
+	caughtUp(t, "the resync", m.db, up, did)
 	m.idle()
 	sameRepo(t, up.db, m.db, did)
 }
