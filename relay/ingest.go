@@ -50,12 +50,15 @@ type IngestOptions struct {
 	// commit (an fsync), so many more workers than cores keep both busy and
 	// make the groups large; more workers than the store's MaxGroup keep
 	// verifying while a full group waits for its fsync.
-	// Default 512: on the ingest benchmark (the load generator's stream, 10k
-	// accounts, 2 cores) 512 workers gave 6,502–6,923 archived commits/s
-	// and 12,304–13,219 lean ones, 256 gave 5,237–5,271 and 10,661–11,067,
-	// 1,024 5,963–6,634 and 13,492–14,267, 64 about 4,100 and 8,800
-	// (BENCHMARKS.md). Running events count in the queue bounds below, so
-	// more workers do not raise the memory bound.
+	// Default 1,024: on the ingest benchmark (the load generator's stream,
+	// 10k accounts, 2 cores), since group commits overlap their fsyncs,
+	// 1,024 workers gave 13,556–15,264 archived commits/s against
+	// 12,905–14,244 for 512 (nine alternating pairs: six won, two even,
+	// one lost; the lean relay the same either way), at the cost of about
+	// 40 MiB of RSS with 1M archived accounts (P6: 924 MiB median against
+	// 884; BENCHMARKS.md). Before that pipelining 512 was best. Running
+	// events count in the queue bounds below, so more workers do not raise
+	// the bound on queued frames; each holds its event's decoded state.
 	Workers int
 	// QueueLen bounds the events submitted and not yet processed, all
 	// accounts together; QueueBytes bounds their frames' bytes. Submit
@@ -122,7 +125,7 @@ func (o IngestOptions) withDefaults() (IngestOptions, error) {
 		return o, errors.New("relay: IngestOptions needs DB, Repos and Identity")
 	}
 	if o.Workers <= 0 {
-		o.Workers = 512
+		o.Workers = 1024
 	}
 	if o.QueueLen <= 0 {
 		o.QueueLen = 10_000
