@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
@@ -76,33 +77,71 @@ func (in *Ingest) recordMirrorMode() {
 // has blocks stored, keeping its state (head, status, collection counts),
 // one store change each, and returns how many it dropped. Hosted
 // repositories keep theirs. A lean ingest writes no content of mirrors, so
-// the changes race with nothing of it.
+// the changes race with nothing of it. dropConcurrency changes wait for
+// the committer at once, so that they share group commits (one at a time,
+// each would wait for its own fsync: an hour for a million mirrors).
 func (in *Ingest) dropMirrorContent(ctx context.Context) (int, error) {
-	n := 0
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, dropConcurrency)
+		mu   sync.Mutex
+		n    int
+		ferr error
+	)
+	failed := func(err error) {
+		mu.Lock()
+		if ferr == nil {
+			ferr = err
+		}
+		mu.Unlock()
+	}
 	var after uint64
 	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
+		mu.Lock()
+		err := ferr
+		mu.Unlock()
+		if err == nil {
+			err = ctx.Err()
 		}
-		uid, ok, err := in.db.NextUIDWithBlocks(after)
+		var uid uint64
+		ok := false
+		if err == nil {
+			uid, ok, err = in.db.NextUIDWithBlocks(after)
+		}
 		if err != nil || !ok {
+			wg.Wait()
+			if err == nil {
+				err = ferr
+			}
 			return n, err
 		}
 		after = uid
 		did, err := in.db.DIDForUID(uid)
 		if err != nil {
-			return n, fmt.Errorf("relay: the DID of uid %d: %w", uid, err)
+			failed(fmt.Errorf("relay: the DID of uid %d: %w", uid, err))
+			continue
 		}
 		a, err := in.account(did)
 		if err != nil {
-			return n, err
+			failed(err)
+			continue
 		}
 		if a == nil || a.Hosted {
 			continue
 		}
-		if _, err := in.db.Apply(ctx, &store.Change{UID: uid, DropContent: true}); err != nil {
-			return n, fmt.Errorf("relay: dropping the content of %s: %w", did, err)
-		}
-		n++
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := in.db.Apply(ctx, &store.Change{UID: uid, DropContent: true}); err != nil {
+				failed(fmt.Errorf("relay: dropping the content of %s: %w", did, err))
+				return
+			}
+			mu.Lock()
+			n++
+			mu.Unlock()
+		})
 	}
 }
+
+// dropConcurrency is how many content drops wait for the store at once.
+const dropConcurrency = 64

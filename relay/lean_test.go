@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -233,6 +234,12 @@ func TestArchiveThenLeanDropsContent(t *testing.T) {
 	up := newUpstream(t)
 	did := up.createAccount(ident, "switch.test")
 	up.write(did, create("app.bsky.feed.post/a", "a"), create("app.bsky.feed.post/b", "b"), create("app.bsky.graph.follow/f", "f"))
+	var others []string // more mirrors: their drops run concurrently
+	for i := range 150 {
+		o := up.createAccount(ident, fmt.Sprintf("other%d.test", i))
+		up.write(o, create("app.bsky.feed.post/o", "o"))
+		others = append(others, o)
+	}
 	m := newMirror(t, ident)
 	m.submit(up.hostname, frames(t, up.db, 0)...)
 	m.settle()
@@ -271,8 +278,10 @@ func TestArchiveThenLeanDropsContent(t *testing.T) {
 		mode, _ := m.db.MirrorMode()
 		return mode == store.MirrorLean
 	})
-	if n := liveBlocks(t, m.db, did); n != 0 {
-		t.Fatalf("%d blocks of the mirror left", n)
+	for _, d := range append([]string{did}, others...) {
+		if n := liveBlocks(t, m.db, d); n != 0 {
+			t.Fatalf("%d blocks of the mirror %s left", n, d)
+		}
 	}
 	a, _ := m.db.Account(did)
 	if ok, _ := m.db.HasRecord(a.UID, "app.bsky.feed.post/a"); ok {
