@@ -78,6 +78,11 @@ const maxPurgedCopies = 200_000
 // change of the same repository, which its one writer does not make, or
 // the collector) is at worst left to the window or deleted twice.
 func (d *DB) historyCopies(uid uint64) ([][]byte, error) {
+	d.mu.RLock() // Pebble must not close under the iterator
+	defer d.mu.RUnlock()
+	if d.closed {
+		return nil, ErrClosed
+	}
 	prefix := uidKey(tHistIndex, uid)
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {

@@ -287,3 +287,21 @@ func TestHistoryPurgedWithTheRepository(t *testing.T) {
 		t.Fatalf("the kept repository's history block: %q live=%v %v", data, live, err)
 	}
 }
+
+// A deletion submitted after Close is refused, not a read of a closed
+// Pebble.
+func TestDeleteAfterClose(t *testing.T) {
+	db, err := Open(Options{InMemory: true, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1 := block("c1")
+	res, err := db.Apply(context.Background(), &Change{Account: &Account{DID: "did:plc:a"}, Head: &Head{Commit: c1.CID, Rev: rev1, Data: c1.CID}, NewBlocks: []Block{c1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := db.Apply(context.Background(), &Change{UID: res.UID, Delete: true}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("delete after close: %v", err)
+	}
+}
