@@ -155,8 +155,8 @@
 //
 // Metrics: relay_ingest_events_total{type, outcome},
 // relay_ingest_verify_failures_total{check}, relay_ingest_resyncs_total
-// {result}, relay_ingest_queue_events, relay_ingest_queue_bytes,
-// relay_ingest_event_seconds.
+// {result}, relay_ingest_resync_retries_total, relay_ingest_queue_events,
+// relay_ingest_queue_bytes, relay_ingest_event_seconds.
 //
 // # Hosts: one subscription each
 //
