@@ -197,8 +197,10 @@
 //     the events of accounts the store does not hold are skipped (counted
 //     handled for the cursor); never stored;
 //   - banned: by the admin (also before the host is ever seen); the
-//     subscription stops, crawl requests are refused (ErrHostBanned);
-//     unbanned, it resumes after its stored cursor.
+//     subscription stops, crawl requests are refused (ErrHostBanned), and
+//     resyncs of its accounts fetch nothing (they fail, and their timed
+//     retries find it unbanned or not); unbanned, it resumes after its
+//     stored cursor.
 //
 // Crawl requests (RequestCrawl: requestCrawl and notifyOfUpdate) take a
 // hostname or a service URL (ParseHostAddr: http and ws only with

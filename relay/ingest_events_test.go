@@ -495,3 +495,37 @@ func TestIngestResyncRetriedOnTimer(t *testing.T) {
 		t.Fatalf("retried %v more times after the resync succeeded", got-n-1)
 	}
 }
+
+// Nothing is fetched from a banned host: a resync of an account it hosts
+// fails at once (and its timed retries too) until the host is unbanned.
+func TestIngestResyncSkipsBannedHost(t *testing.T) {
+	_, up, did, m := newSynced(t)
+	h := &store.Host{Hostname: up.hostname, NoSSL: true, Cursor: store.NoCursor}
+	setStatus := func(st store.HostStatus) { // as the admin's ban and unban do
+		h.Status = st
+		if err := m.db.PutHost(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(store.HostBanned)
+	fetched := up.getRepos.Load()
+	mark := up.db.LastSeq()
+	up.write(did, create("app.bsky.feed.post/c", "c"))
+	real := frames(t, up.db, mark)[0]
+	ev := decodeCommitFrame(t, real)
+	ev.PrevData = ev.Commit // wrong: the account desynchronizes
+	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
+	m.settle()
+	eventuallyTrue(t, "refused resyncs, retried", func() bool {
+		return m.counter("relay_ingest_resyncs_total", map[string]string{"result": "failed"}) >= 3
+	})
+	if n := up.getRepos.Load() - fetched; n != 0 {
+		t.Fatalf("%d getRepo requests to a banned host", n)
+	}
+	if a, _ := m.db.Account(did); a.Status != store.StatusDesynchronized {
+		t.Fatalf("status %q", a.Status)
+	}
+	setStatus(store.HostActive)
+	caughtUp(t, "the resync once unbanned", m.db, up, did)
+	sameRepo(t, up.db, m.db, did)
+}

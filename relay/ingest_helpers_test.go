@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ type upstream struct {
 
 	gateMu   sync.Mutex
 	getRepo  chan struct{} // when set, getRepo waits for it to close
+	getRepos atomic.Int64  // getRepo requests served
 	firehose http.Handler  // when set, serves subscribeRepos (a scripted firehose)
 }
 
@@ -92,8 +94,11 @@ func newUpstreamWith(t testing.TB, dids host.DIDCreator) *upstream {
 		u.gateMu.Lock()
 		g, fh := u.getRepo, u.firehose
 		u.gateMu.Unlock()
-		if g != nil && r.URL.Path == "/xrpc/com.atproto.sync.getRepo" {
-			<-g
+		if r.URL.Path == "/xrpc/com.atproto.sync.getRepo" {
+			u.getRepos.Add(1)
+			if g != nil {
+				<-g
+			}
 		}
 		if fh != nil && r.URL.Path == "/xrpc/com.atproto.sync.subscribeRepos" {
 			fh.ServeHTTP(w, r)

@@ -184,6 +184,11 @@ func (in *Ingest) resync(ctx context.Context, did, hostname string) (err error) 
 		return fmt.Errorf("relay: resync of %s: %w: no PDS", did, errIdentity)
 	}
 	pdsHost := endpointHost(id.PDSEndpoint)
+	if h, err := in.db.Host(pdsHost); err == nil && h.Status == store.HostBanned {
+		// Nothing is fetched from a banned host; the account stays as it
+		// is, and its timed retries find the host unbanned or not.
+		return fmt.Errorf("relay: resync of %s: %w: %s", did, ErrHostBanned, pdsHost)
+	}
 	if a == nil {
 		if pdsHost != strings.ToLower(hostname) {
 			return fmt.Errorf("relay: resync of %s: %w: hosted at %s, not %s", did, errWrongHost, id.PDSEndpoint, hostname)
