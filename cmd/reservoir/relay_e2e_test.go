@@ -179,9 +179,9 @@ func TestRelayEndToEnd(t *testing.T) {
 	}
 	sameBytes()
 	// Carol came whole, announced with a #sync of her head.
-	if fh.syncs(t, carol.did) == 0 {
-		t.Fatal("no #sync of the backfilled account on the relay's firehose")
-	}
+	waitFor(t, deadline, "the #sync of the backfilled account on the relay's firehose", func() bool {
+		return fh.syncs(t, carol.did) > 0
+	})
 	write(carol, "createRecord", "3lbmqhtxvhs2c", "carol 2, after the crawl")
 	mirrored("a commit on top of the backfilled repository")
 

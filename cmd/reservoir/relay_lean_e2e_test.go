@@ -80,6 +80,13 @@ func TestLeanRelayEndToEnd(t *testing.T) {
 		})
 	}
 	mirrored("after the writes")
+	// The head is readable as soon as the relay applied the commit; its
+	// frame reaches our consumer a moment later.
+	waitFor(t, deadline, "the host's head on the relay's firehose", func() bool {
+		_, body := call(t, "GET", hostURL+"/xrpc/com.atproto.sync.getLatestCommit?did="+did, "", "")
+		c := fh.commits(t, did)
+		return len(c) > 0 && strings.Contains(body, c[len(c)-1].Commit.String())
+	})
 
 	key := signingKey(t, &plc.Client{BaseURL: plcURL}, did)
 	var prev *repo.RepoState
