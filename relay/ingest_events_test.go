@@ -348,23 +348,18 @@ func TestIngestResyncFailsThenRecovers(t *testing.T) {
 	good := up.url
 	ident.update(did, func(id *identity.Identity) { id.PDSEndpoint = "http://" + up.hostname + "/nothing-here" })
 	_ = good
-	mark := up.db.LastSeq()
-	up.write(did, create("app.bsky.feed.post/c", "c"))
-	real := frames(t, up.db, mark)[0]
-	ev := decodeCommitFrame(t, real)
-	ev.PrevData = ev.Commit // wrong
-	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
-	m.settle()
+	submitBadCommit(t, up, m, did, "app.bsky.feed.post/c")
 	eventuallyTrue(t, "the failed resync", func() bool {
 		return m.counter("relay_ingest_resyncs_total", map[string]string{"result": "failed"}) >= 1
 	})
 	if a, _ := m.db.Account(did); a.Status != store.StatusDesynchronized {
 		t.Fatalf("status after a failed resync %q", a.Status)
 	}
-	// The PDS is fine again; the next event asks for a resync.
+	// The PDS is fine again; the next event (or the timed retry) asks for a
+	// resync.
 	ident.update(did, func(id *identity.Identity) { id.PDSEndpoint = good })
 	time.Sleep(20 * time.Millisecond) // past the backoff
-	mark = up.db.LastSeq()
+	mark := up.db.LastSeq()
 	up.write(did, create("app.bsky.feed.post/d", "d"))
 	m.submit(up.hostname, frames(t, up.db, mark)...)
 	m.settle()
@@ -413,16 +408,10 @@ func TestIngestHeldEvents(t *testing.T) {
 	m.settle()
 
 	release := up.holdGetRepo()
-	mark := up.db.LastSeq()
-	up.write(a, create("app.bsky.feed.post/b", "b"))
-	real := frames(t, up.db, mark)[0]
-	ev := decodeCommitFrame(t, real)
-	ev.PrevData = ev.Commit // wrong: a resync, which waits in getRepo
-	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
-	m.settle()
+	submitBadCommit(t, up, m, a, "app.bsky.feed.post/b")
 	eventuallyTrue(t, "the resync to start", func() bool { return m.ingest.Stats().PendingResyncs == 0 })
 
-	mark = up.db.LastSeq()
+	mark := up.db.LastSeq()
 	for i := range 5 {
 		up.write(a, create(fmt.Sprintf("app.bsky.feed.post/held%d", i), "x"))
 		up.write(b, create(fmt.Sprintf("app.bsky.feed.post/b%d", i), "x"))
@@ -446,6 +435,19 @@ func TestIngestHeldEvents(t *testing.T) {
 	m.idle()
 }
 
+// submitBadCommit writes a record upstream and submits its commit with a
+// wrong prevData: the account desynchronizes and a resync is asked for.
+func submitBadCommit(t *testing.T, up *upstream, m *mirror, did, path string) {
+	t.Helper()
+	mark := up.db.LastSeq()
+	up.write(did, create(path, "bad"))
+	real := frames(t, up.db, mark)[0]
+	ev := decodeCommitFrame(t, real)
+	ev.PrevData = ev.Commit
+	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
+	m.settle()
+}
+
 // A failed resync is retried on a timer, not only when the account posts
 // again: once the backoff ends, the quiet account is fetched again and
 // becomes active, with no further upstream event. The retry does not run
@@ -457,13 +459,7 @@ func TestIngestResyncRetriedOnTimer(t *testing.T) {
 	})
 	good := up.url
 	ident.update(did, func(id *identity.Identity) { id.PDSEndpoint = good + "/nothing-here" })
-	mark := up.db.LastSeq()
-	up.write(did, create("app.bsky.feed.post/c", "c"))
-	real := frames(t, up.db, mark)[0]
-	ev := decodeCommitFrame(t, real)
-	ev.PrevData = ev.Commit // wrong: the account desynchronizes
-	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
-	m.settle()
+	submitBadCommit(t, up, m, did, "app.bsky.feed.post/c")
 	failed := func() float64 {
 		return m.counter("relay_ingest_resyncs_total", map[string]string{"result": "failed"})
 	}
@@ -509,13 +505,7 @@ func TestIngestResyncSkipsBannedHost(t *testing.T) {
 	}
 	setStatus(store.HostBanned)
 	fetched := up.getRepos.Load()
-	mark := up.db.LastSeq()
-	up.write(did, create("app.bsky.feed.post/c", "c"))
-	real := frames(t, up.db, mark)[0]
-	ev := decodeCommitFrame(t, real)
-	ev.PrevData = ev.Commit // wrong: the account desynchronizes
-	m.submit(up.hostname, frame{real.seq, encodeCommit(t, ev, real.seq)})
-	m.settle()
+	submitBadCommit(t, up, m, did, "app.bsky.feed.post/c")
 	eventuallyTrue(t, "refused resyncs, retried", func() bool {
 		return m.counter("relay_ingest_resyncs_total", map[string]string{"result": "failed"}) >= 3
 	})
