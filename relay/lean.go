@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/reservoir-atproto/reservoir/events/wire"
 	"github.com/reservoir-atproto/reservoir/repo"
@@ -82,65 +83,62 @@ func (in *Ingest) recordMirrorMode() {
 // each would wait for its own fsync: an hour for a million mirrors).
 func (in *Ingest) dropMirrorContent(ctx context.Context) (int, error) {
 	var (
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, dropConcurrency)
-		mu   sync.Mutex
-		n    int
-		ferr error
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, dropConcurrency)
+		dropped atomic.Int64
+		mu      sync.Mutex
+		first   error // of the drops running in the background
 	)
-	failed := func(err error) {
+	fail := func(err error) {
 		mu.Lock()
-		if ferr == nil {
-			ferr = err
+		if first == nil {
+			first = err
 		}
 		mu.Unlock()
 	}
-	var after uint64
-	for {
+	failing := func() bool {
 		mu.Lock()
-		err := ferr
-		mu.Unlock()
-		if err == nil {
-			err = ctx.Err()
-		}
-		var uid uint64
-		ok := false
-		if err == nil {
-			uid, ok, err = in.db.NextUIDWithBlocks(after)
-		}
-		if err != nil || !ok {
-			wg.Wait()
-			if err == nil {
-				err = ferr
-			}
-			return n, err
-		}
-		after = uid
-		did, err := in.db.DIDForUID(uid)
-		if err != nil {
-			failed(fmt.Errorf("relay: the DID of uid %d: %w", uid, err))
-			continue
-		}
-		a, err := in.account(did)
-		if err != nil {
-			failed(err)
-			continue
-		}
-		if a == nil || a.Hosted {
-			continue
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if _, err := in.db.Apply(ctx, &store.Change{UID: uid, DropContent: true}); err != nil {
-				failed(fmt.Errorf("relay: dropping the content of %s: %w", did, err))
-				return
-			}
-			mu.Lock()
-			n++
-			mu.Unlock()
-		})
+		defer mu.Unlock()
+		return first != nil
 	}
+	err := func() error {
+		for after := uint64(0); !failing(); {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			uid, ok, err := in.db.NextUIDWithBlocks(after)
+			if err != nil || !ok {
+				return err
+			}
+			after = uid
+			did, err := in.db.DIDForUID(uid)
+			if err != nil {
+				return fmt.Errorf("relay: the DID of uid %d: %w", uid, err)
+			}
+			a, err := in.account(did)
+			if err != nil {
+				return err
+			}
+			if a == nil || a.Hosted {
+				continue
+			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if _, err := in.db.Apply(ctx, &store.Change{UID: uid, DropContent: true}); err != nil {
+					fail(fmt.Errorf("relay: dropping the content of %s: %w", did, err))
+					return
+				}
+				dropped.Add(1)
+			})
+		}
+		return nil
+	}()
+	wg.Wait()
+	if err == nil {
+		err = first
+	}
+	return int(dropped.Load()), err
 }
 
 // dropConcurrency is how many content drops wait for the store at once.
