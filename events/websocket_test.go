@@ -301,7 +301,7 @@ func TestWebsocketMaxSubscribers(t *testing.T) {
 func TestWebsocketBlockedSocketIsConsumerTooSlow(t *testing.T) {
 	// A long final grace: the wait below, for the server to give up, takes
 	// far longer than the default grace on a loaded machine (under -race
-	// with 16 busy processes, one run in two closed before the client read).
+	// with 16 busy processes, five runs of five closed before the client read).
 	cfg, m := withMetrics(t, logConfig{fh: Options{WriteTimeout: 200 * time.Millisecond, finalGrace: time.Minute}})
 	l := newTestLog(t, cfg)
 	uid := l.account("did:plc:blocked")
